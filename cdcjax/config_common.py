@@ -1,0 +1,136 @@
+"""Defaults shared by every config in configs/, and config validation.
+
+Configs start from `base_config()` and override what differs. `validate` runs
+before any data loading, compilation or write to the workdir, and raises
+`ConfigError` with one line naming the bad field and what is allowed.
+"""
+
+import ml_collections
+
+OPTIMIZERS = ('sgd', 'adam', 'adamw')
+SINKHORN_TARGETS = ('same', 'swapped')
+HEAD_LAYOUTS = ('two', 'shared')
+STEMS = ('imagenet', 'small')
+BACKBONES = ('resnet18', 'resnet34', 'resnet50')
+DATASETS = ('digits',)
+METHODS = ('cdc',)
+
+
+class ConfigError(ValueError):
+  """A config value that is not allowed."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.method = 'cdc'
+  c.seed = 0
+  c.batch_size = 256  # Global, over all devices and hosts.
+  c.num_epochs = 100
+  c.total_steps = -1  # > 0: train this many steps instead of num_epochs.
+  c.num_clusters = 10
+  c.eval_batch_size = 512
+  c.log_every_steps = 50
+  c.eval_every_steps = 0  # 0: evaluate only at the end.
+  c.checkpoint_every_steps = 500
+  c.keep_checkpoints = 2
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'digits'
+  c.data.image_size = 8
+  c.data.num_threads = 2  # grain reader threads for augmentation.
+
+  c.aug = ml_collections.ConfigDict()
+  c.aug.rotation_deg = 15.0
+  c.aug.scale_range = (0.85, 1.15)
+  c.aug.shear_deg = 10.0
+  c.aug.translate = 0.125  # Fraction of the side.
+  c.aug.intensity_range = (0.6, 1.2)
+  c.aug.log_gamma = 0.5
+  c.aug.erase_prob = 0.5
+  c.aug.erase_fraction = 0.375
+  c.aug.noise_std = 0.05
+
+  c.model = ml_collections.ConfigDict()
+  c.model.backbone = 'resnet18'
+  c.model.width = 1.0
+  c.model.stem = 'small'
+  c.model.head_layout = 'two'
+  c.model.head_hidden_dims = (512,)
+  c.model.instance_dim = 128
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.temperature = 0.2  # tau, InfoNCE on [c_hat; s_hat].
+  c.loss.cluster_temperature = 0.1  # tau_c, softmax(c_hat / tau_c).
+  c.loss.equipartition_weight = 1.0  # lambda.
+  c.loss.sinkhorn_epsilon = 0.05
+  c.loss.sinkhorn_iters = 3
+  c.loss.sinkhorn_target = 'swapped'
+  c.loss.normalize_c = True
+  c.loss.use_infonce = True
+  c.loss.use_equipartition = True
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'sgd'
+  c.optimizer.learning_rate = 0.06  # Peak, for the global batch size.
+  c.optimizer.momentum = 0.9
+  c.optimizer.nesterov = False
+  c.optimizer.weight_decay = 5e-4
+  c.optimizer.warmup_fraction = 0.05  # Linear warm-up, then cosine to 0.
+  return c
+
+
+def _require(ok: bool, field: str, value, allowed: str):
+  if not ok:
+    raise ConfigError(f'config.{field}={value!r} is not allowed: {allowed}')
+
+
+def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises ConfigError naming the first bad field."""
+  _require(c.method in METHODS, 'method', c.method, f'one of {METHODS}')
+  _require(c.data.name in DATASETS, 'data.name', c.data.name,
+           f'one of {DATASETS}')
+  _require(c.model.backbone in BACKBONES, 'model.backbone', c.model.backbone,
+           f'one of {BACKBONES}')
+  _require(c.model.stem in STEMS, 'model.stem', c.model.stem, f'one of {STEMS}')
+  _require(c.model.head_layout in HEAD_LAYOUTS, 'model.head_layout',
+           c.model.head_layout, f'one of {HEAD_LAYOUTS}')
+  _require(c.model.width > 0, 'model.width', c.model.width, 'must be > 0')
+  _require(c.model.instance_dim >= 1, 'model.instance_dim',
+           c.model.instance_dim, 'must be >= 1')
+  _require(c.num_clusters >= 2, 'num_clusters', c.num_clusters,
+           'need at least 2 clusters')
+  for field in ('temperature', 'cluster_temperature', 'sinkhorn_epsilon'):
+    value = c.loss[field]
+    _require(value > 0, f'loss.{field}', value, 'must be > 0')
+  _require(c.loss.equipartition_weight >= 0, 'loss.equipartition_weight',
+           c.loss.equipartition_weight, 'must be >= 0')
+  _require(c.loss.sinkhorn_iters >= 1, 'loss.sinkhorn_iters',
+           c.loss.sinkhorn_iters, 'must be >= 1')
+  _require(c.loss.sinkhorn_target in SINKHORN_TARGETS, 'loss.sinkhorn_target',
+           c.loss.sinkhorn_target, f'one of {SINKHORN_TARGETS}')
+  _require(c.loss.use_infonce or c.loss.use_equipartition, 'loss.use_infonce',
+           c.loss.use_infonce, 'at least one of use_infonce and '
+           'use_equipartition must be True')
+  _require(c.optimizer.name in OPTIMIZERS, 'optimizer.name', c.optimizer.name,
+           f'one of {OPTIMIZERS}')
+  _require(c.optimizer.learning_rate > 0, 'optimizer.learning_rate',
+           c.optimizer.learning_rate, 'must be > 0')
+  _require(0 <= c.optimizer.warmup_fraction < 1, 'optimizer.warmup_fraction',
+           c.optimizer.warmup_fraction, 'must be in [0, 1)')
+  _require(c.optimizer.weight_decay >= 0, 'optimizer.weight_decay',
+           c.optimizer.weight_decay, 'must be >= 0')
+  for field in ('batch_size', 'eval_batch_size'):
+    value = c[field]
+    _require(value >= 2, field, value, 'must be >= 2')
+    _require(value % num_devices == 0, field, value,
+             f'must be divisible by the device count {num_devices}')
+  _require(c.total_steps > 0 or c.num_epochs > 0, 'total_steps',
+           c.total_steps, 'set total_steps > 0 or num_epochs > 0')
+  for field in ('log_every_steps', 'checkpoint_every_steps'):
+    _require(c[field] >= 1, field, c[field], 'must be >= 1')
+  _require(c.eval_every_steps >= 0, 'eval_every_steps', c.eval_every_steps,
+           'must be >= 0 (0: only at the end)')
+  _require(c.keep_checkpoints >= 1, 'keep_checkpoints', c.keep_checkpoints,
+           'must be >= 1')
+  _require(c.data.image_size >= 4, 'data.image_size', c.data.image_size,
+           'must be >= 4')

@@ -1,0 +1,124 @@
+"""Contrastive and clustering losses as pure functions.
+
+All functions take *global* batches: under `jax.jit` with the batch sharded over
+the `data` mesh axis, every reduction below spans all devices, so negatives and
+Sinkhorn marginals are global without explicit collectives.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+  """x / max(||x||, eps), as torch.nn.functional.normalize."""
+  norm = jnp.linalg.norm(x, axis=axis, keepdims=True)
+  return x / jnp.maximum(norm, eps)
+
+
+def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
+  """Two-view InfoNCE (SimCLR's NT-Xent without its normalisation).
+
+  The 2B vectors [z_a; z_b] are all anchors; the positive of row i of z_a is
+  row i of z_b and vice versa; the other 2B - 2 rows are negatives. The
+  similarity is the plain dot product divided by `temperature`, so callers
+  decide how to normalise (CDC normalises c and s separately).
+
+  Returns the mean loss over the 2B anchors.
+  """
+  batch = z_a.shape[0]
+  z = jnp.concatenate([z_a, z_b], axis=0).astype(jnp.float32)
+  logits = (z @ z.T) / temperature
+  self_mask = jnp.eye(2 * batch, dtype=bool)
+  logits = jnp.where(self_mask, -jnp.inf, logits)
+  positive = jnp.concatenate([jnp.arange(batch) + batch, jnp.arange(batch)])
+  log_prob = jax.nn.log_softmax(logits, axis=1)
+  return -jnp.mean(jnp.take_along_axis(log_prob, positive[:, None], axis=1))
+
+
+def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
+  """SimCLR's NT-Xent: InfoNCE on L2-normalised vectors (cosine similarity)."""
+  return info_nce(l2_normalize(z_a), l2_normalize(z_b), temperature)
+
+
+def sinkhorn(scores: jax.Array, epsilon: float = 0.05,
+             num_iters: int = 3) -> jax.Array:
+  """Equipartition soft codes from a (B, K) score matrix, as SwAV computes them.
+
+  Solves max_Q Tr(Q^T S) + eps H(Q) over the transport polytope whose rows
+  (samples) sum to 1/B and columns (clusters) to 1/K, by `num_iters` rounds of
+  Sinkhorn-Knopp, and returns Q scaled so each sample's code sums to 1.
+  Computed in float32 under stop-gradient. Subtracting the global maximum before
+  the exponential cancels in the normalisation, so it is exact and avoids
+  overflow for small epsilon.
+  """
+  scores = jax.lax.stop_gradient(scores).astype(jnp.float32)
+  batch, num_clusters = scores.shape
+  q = jnp.exp((scores - jnp.max(scores)) / epsilon).T  # (K, B)
+  q = q / jnp.sum(q)
+
+  def one_round(q, _):
+    q = q / jnp.sum(q, axis=1, keepdims=True) / num_clusters  # cluster marginals
+    q = q / jnp.sum(q, axis=0, keepdims=True) / batch  # sample marginals
+    return q, None
+
+  q, _ = jax.lax.scan(one_round, q, None, length=num_iters)
+  return jax.lax.stop_gradient((q * batch).T)
+
+
+class CDCLoss(NamedTuple):
+  total: jax.Array
+  infonce: jax.Array
+  equipartition: jax.Array
+
+
+def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
+             temperature: float, cluster_temperature: float,
+             equipartition_weight: float = 1.0,
+             sinkhorn_epsilon: float = 0.05, sinkhorn_iters: int = 3,
+             sinkhorn_target: str = 'swapped', normalize_c: bool = True,
+             use_infonce: bool = True,
+             use_equipartition: bool = True) -> CDCLoss:
+  """The CDC objective L = L_InfoNCE + lambda * L_eq for two views a and b.
+
+  Args:
+    c_a, c_b: (B, K) categorical logits of the two views.
+    s_a, s_b: (B, D) instance factors of the two views.
+    temperature: tau of the InfoNCE term on z = [c_hat; s_hat].
+    cluster_temperature: tau_c, p = softmax(c_hat / tau_c).
+    equipartition_weight: lambda.
+    sinkhorn_epsilon, sinkhorn_iters: entropic regularisation and rounds.
+    sinkhorn_target: 'same' (codes of view a supervise p of view a) or
+      'swapped' (codes of view a supervise p of view b, as SwAV).
+    normalize_c: L2-normalise c (the paper's choice; False is the "without
+      norm" ablation, which diverges).
+    use_infonce, use_equipartition: ablation switches.
+  """
+  if sinkhorn_target not in ('same', 'swapped'):
+    raise ValueError(
+        f"sinkhorn_target={sinkhorn_target!r}; allowed: 'same', 'swapped'")
+  c_a, c_b, s_a, s_b = (x.astype(jnp.float32) for x in (c_a, c_b, s_a, s_b))
+  if normalize_c:
+    c_a, c_b = l2_normalize(c_a), l2_normalize(c_b)
+  s_a, s_b = l2_normalize(s_a), l2_normalize(s_b)
+
+  zero = jnp.zeros((), jnp.float32)
+  infonce = zero
+  if use_infonce:
+    infonce = info_nce(jnp.concatenate([c_a, s_a], axis=1),
+                       jnp.concatenate([c_b, s_b], axis=1), temperature)
+
+  equipartition = zero
+  if use_equipartition:
+    q_a = sinkhorn(c_a, sinkhorn_epsilon, sinkhorn_iters)
+    q_b = sinkhorn(c_b, sinkhorn_epsilon, sinkhorn_iters)
+    if sinkhorn_target == 'swapped':
+      q_a, q_b = q_b, q_a
+    log_p_a = jax.nn.log_softmax(c_a / cluster_temperature, axis=1)
+    log_p_b = jax.nn.log_softmax(c_b / cluster_temperature, axis=1)
+    equipartition = -0.5 * (jnp.mean(jnp.sum(q_a * log_p_a, axis=1)) +
+                            jnp.mean(jnp.sum(q_b * log_p_b, axis=1)))
+
+  total = infonce + equipartition_weight * equipartition
+  return CDCLoss(total=total, infonce=infonce, equipartition=equipartition)

@@ -1,0 +1,80 @@
+"""Trains and evaluates a clustering model.
+
+  python -m cdcjax.main --config=configs/digits_cdc.py --workdir=/tmp/digits
+
+`--config.<field>=<value>` overrides any config field. Rerunning with the same
+--workdir resumes from the newest complete checkpoint. Multi-host runs (TPU
+pods, GPU clusters) call `jax.distributed.initialize()` when --multihost is
+given or CDCJAX_MULTIHOST=1 is set.
+"""
+
+import logging as logging_std
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from cdcjax import config_common
+from cdcjax import train
+
+_DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs',
+    'digits_cdc.py')
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', _DEFAULT_CONFIG, 'Path to a config file (configs/*.py).',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None,
+                               'Directory for checkpoints and metrics.jsonl.')
+_MULTIHOST = flags.DEFINE_bool(
+    'multihost', os.environ.get('CDCJAX_MULTIHOST', '') == '1',
+    'Call jax.distributed.initialize() (one process per host).')
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f'unexpected arguments: {" ".join(argv[1:])}')
+  if _WORKDIR.value is None:
+    _fail('--workdir is required (checkpoints and metrics.jsonl go there)')
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  config = _CONFIG.value
+  try:
+    config_common.validate(config, jax.device_count())
+  except config_common.ConfigError as e:
+    _fail(str(e))
+  logging.info('Devices: %d (%s) on %d process(es).', jax.device_count(),
+               jax.devices()[0].platform, jax.process_count())
+  try:
+    train.train_and_evaluate(config, _WORKDIR.value)
+  except train.TrainingFailure as e:
+    _fail(str(e))
+
+
+class _QuietLibraries(logging_std.Filter):
+  """Drops INFO chatter of orbax and grain; keeps their warnings and errors."""
+
+  def filter(self, record):
+    noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname
+                for lib in ('orbax', 'grain'))
+    return record.levelno >= logging_std.WARNING or not noisy
+
+
+def run():
+  # Show progress on the console without --alsologtostderr.
+  flags.FLAGS.set_default('logtostderr', True)
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

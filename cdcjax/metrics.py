@@ -1,0 +1,50 @@
+"""Clustering metrics: ACC (Hungarian matching), NMI, ARI and cluster sizes."""
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as sk_metrics
+
+
+def contingency(predictions: np.ndarray, labels: np.ndarray,
+                num_clusters: int, num_classes: int) -> np.ndarray:
+  """counts[k, c] = number of samples in cluster k with label c."""
+  counts = np.zeros((num_clusters, num_classes), dtype=np.int64)
+  np.add.at(counts, (predictions, labels), 1)
+  return counts
+
+
+def cluster_accuracy(predictions: np.ndarray, labels: np.ndarray,
+                     num_clusters: int | None = None) -> float:
+  """Fraction of samples correctly labelled under the best one-to-one mapping
+  of clusters to classes (Hungarian algorithm on the contingency table)."""
+  num_clusters = num_clusters or int(predictions.max()) + 1
+  num_classes = int(labels.max()) + 1
+  counts = contingency(predictions, labels, num_clusters, num_classes)
+  rows, cols = linear_sum_assignment(counts, maximize=True)
+  return float(counts[rows, cols].sum() / len(labels))
+
+
+def cluster_size_entropy(sizes: np.ndarray) -> float:
+  """Entropy of the cluster-size distribution divided by log K: 1 for equal
+  sizes, 0 when every sample is in one cluster (collapse)."""
+  p = sizes / max(sizes.sum(), 1)
+  p = p[p > 0]
+  return float(-(p * np.log(p)).sum() / np.log(len(sizes)))
+
+
+def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
+                       num_clusters: int) -> dict:
+  predictions = np.asarray(predictions, dtype=np.int64)
+  labels = np.asarray(labels, dtype=np.int64)
+  if predictions.shape != labels.shape:
+    raise ValueError(f'predictions {predictions.shape} and labels '
+                     f'{labels.shape} differ in shape')
+  sizes = np.bincount(predictions, minlength=num_clusters)
+  return {
+      'acc': cluster_accuracy(predictions, labels, num_clusters),
+      'nmi': float(sk_metrics.normalized_mutual_info_score(labels, predictions)),
+      'ari': float(sk_metrics.adjusted_rand_score(labels, predictions)),
+      'num_examples': int(len(labels)),
+      'cluster_sizes': sizes.tolist(),
+      'cluster_size_entropy': cluster_size_entropy(sizes),
+  }

@@ -1,0 +1,161 @@
+"""The command line: bad input fails fast with one line; the workdir is safe;
+runs resume after SIGKILL; a finished run is not retrained."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cdcjax import config_common
+from configs import digits_cdc
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = 'configs/digits_cdc.py:tiny'
+
+
+def _run(args, env_devices=1, **kwargs):
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES=str(env_devices),
+             JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'cdcjax.main', *args],
+                        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                        timeout=600, **kwargs)
+
+
+def _error_lines(result):
+  return [l for l in result.stderr.splitlines() if 'error' in l.lower()]
+
+
+def _snapshot(path):
+  out = {}
+  for root, _, files in os.walk(path):
+    for name in files:
+      full = os.path.join(root, name)
+      with open(full, 'rb') as f:
+        out[os.path.relpath(full, path)] = f.read()
+  return out
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('loss.temperature', '0.0', 'config.loss.temperature=0.0'),
+    ('loss.cluster_temperature', '-1.0', 'config.loss.cluster_temperature'),
+    ('num_clusters', '1', 'config.num_clusters=1'),
+    ('batch_size', '66', 'divisible by the device count 4'),
+])
+def test_bad_values_fail_fast_and_leave_workdir_alone(tmp_path, field, value,
+                                                      message):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  (workdir / 'keep.txt').write_text('user data')
+  before = _snapshot(workdir)
+  result = _run([f'--config={TINY}', f'--workdir={workdir}',
+                 f'--config.{field}={value}'], env_devices=4)
+  assert result.returncode != 0
+  errors = _error_lines(result)
+  assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  assert _snapshot(workdir) == before
+
+
+def test_missing_config_file(tmp_path):
+  result = _run(['--config=configs/no_such_config.py',
+                 f'--workdir={tmp_path}/run'])
+  assert result.returncode != 0
+  assert 'no_such_config.py' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'run')
+
+
+def test_unknown_field(tmp_path):
+  result = _run([f'--config={TINY}', f'--workdir={tmp_path}/run',
+                 '--config.loss.temprature=0.5'])
+  assert result.returncode != 0
+  assert 'temprature' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(tmp_path / 'run')
+
+
+def test_validate_names_fields():
+  config = digits_cdc.get_config()
+  config_common.validate(config, 1)
+  config.optimizer.name = 'lamb'
+  with pytest.raises(config_common.ConfigError, match='optimizer.name'):
+    config_common.validate(config, 1)
+
+
+def _records(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = _run([f'--config={TINY}', f'--workdir={workdir}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  records = _records(workdir)
+  assert all('step' in r for r in records)
+  evals = [r for r in records if r['split'] == 'eval']
+  assert len(evals) == 1 and evals[0]['step'] == 12
+  for key in ('acc', 'nmi', 'ari'):
+    assert isinstance(evals[0][key], float) and -1 <= evals[0][key] <= 1
+  assert evals[0]['num_examples'] == 1797
+  assert 'steps/s' in result.stderr and 'ETA' in result.stderr
+
+  checkpoints = _snapshot(os.path.join(workdir, 'checkpoints'))
+  again = _run([f'--config={TINY}', f'--workdir={workdir}'])
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert 'already finished at step 12' in again.stderr
+  assert 'step 4/12' not in again.stderr
+  assert _records(workdir) == records
+  assert _snapshot(os.path.join(workdir, 'checkpoints')) == checkpoints
+
+
+def test_changed_config_is_refused_in_existing_workdir(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run([f'--config={TINY}', f'--workdir={workdir}']).returncode == 0
+  before = _snapshot(workdir)
+  result = _run([f'--config={TINY}', f'--workdir={workdir}',
+                 '--config.loss.temperature=0.7'])
+  assert result.returncode != 0
+  assert 'loss.temperature' in _error_lines(result)[0]
+  assert _snapshot(workdir) == before
+
+
+def test_sigkill_then_resume(tmp_path):
+  workdir = str(tmp_path / 'run')
+  args = [f'--config={TINY}', f'--workdir={workdir}',
+          '--config.total_steps=400', '--config.checkpoint_every_steps=10',
+          '--config.log_every_steps=10']
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES='1', JAX_PLATFORMS='cpu')
+  proc = subprocess.Popen([sys.executable, '-m', 'cdcjax.main', *args],
+                          cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  checkpoints = os.path.join(workdir, 'checkpoints')
+  deadline = time.time() + 300
+  try:
+    while time.time() < deadline:
+      done = [d for d in os.listdir(checkpoints)] if os.path.isdir(
+          checkpoints) else []
+      if any(d.isdigit() and int(d) >= 20 for d in done):
+        break
+      assert proc.poll() is None, 'training ended before it could be killed'
+      time.sleep(0.2)
+    else:
+      pytest.fail('no checkpoint appeared')
+  finally:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+  assert not any(r['split'] == 'eval' for r in _records(workdir))
+
+  result = _run(args)
+  assert result.returncode == 0, result.stderr[-3000:]
+  resumed = [l for l in result.stderr.splitlines()
+             if 'Resumed from checkpoint at step' in l]
+  assert len(resumed) == 1
+  step = int(resumed[0].split('at step ')[1].split()[0])
+  assert 20 <= step < 400
+  evals = [r for r in _records(workdir) if r['split'] == 'eval']
+  assert [r['step'] for r in evals] == [400]

@@ -1,0 +1,93 @@
+import ml_collections
+import numpy as np
+import pytest
+
+from cdcjax import config_common
+from cdcjax import data
+
+
+@pytest.fixture(scope='module')
+def source():
+  return data.load_digits(8)
+
+
+def _aug():
+  return config_common.base_config().aug
+
+
+def test_digits_source(source):
+  assert source.images.shape == (1797, 8, 8, 1)
+  assert source.images.dtype == np.float32
+  assert 0.0 <= source.images.min() and source.images.max() <= 1.0
+  assert sorted(set(source.labels.tolist())) == list(range(10))
+
+
+def test_resize_bilinear_keeps_constant_images_and_shape():
+  images = np.full((2, 8, 8, 1), 0.5, np.float32)
+  out = data.resize_bilinear(images, 16)
+  assert out.shape == (2, 16, 16, 1)
+  np.testing.assert_allclose(out, 0.5, rtol=1e-6)
+
+
+def test_identity_affine_is_identity(source):
+  images = source.images[:16]
+  out = data.random_affine(images, np.random.default_rng(0),
+                           max_rotation_deg=0, scale_range=(1, 1),
+                           max_shear_deg=0, max_translate=0)
+  np.testing.assert_allclose(out, images, atol=1e-6)
+
+
+def test_one_pixel_translation_moves_the_image():
+  images = np.zeros((1, 8, 8, 1), np.float32)
+  images[0, 3, 3] = 1.0
+  # translate is a fraction of the side: 1/8 of 8 pixels, drawn in [-1, 1].
+  rng = np.random.default_rng(0)
+  out = data.random_affine(images, rng, max_rotation_deg=0,
+                           scale_range=(1, 1), max_shear_deg=0,
+                           max_translate=0.125)
+  np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)  # mass preserved
+  assert out[0, 3, 3, 0] < 1.0
+
+
+def test_training_stream_is_deterministic_for_a_seed(source):
+  a = data.train_dataset(source, batch_size=32, seed=7, aug_config=_aug())
+  b = data.train_dataset(source, batch_size=32, seed=7, aug_config=_aug())
+  c = data.train_dataset(source, batch_size=32, seed=8, aug_config=_aug())
+  for step in (0, 3, 100):
+    np.testing.assert_array_equal(a[step]['view_a'], b[step]['view_a'])
+    np.testing.assert_array_equal(a[step]['index'], b[step]['index'])
+  assert not np.array_equal(a[0]['index'], c[0]['index'])
+  # The two views of one batch are augmented independently.
+  assert not np.allclose(a[0]['view_a'], a[0]['view_b'])
+
+
+def test_every_epoch_is_a_permutation(source):
+  ds = data.train_dataset(source, batch_size=599, seed=0, aug_config=_aug())
+  first_epoch = np.concatenate([ds[i]['index'] for i in range(3)])
+  assert sorted(first_epoch.tolist()) == list(range(1797))
+
+
+def test_iterator_resumes_at_a_step(source):
+  ds = data.train_dataset(source, batch_size=32, seed=0, aug_config=_aug())
+  it = data.train_iterator(ds, start_step=5)
+  for step in (5, 6, 7):
+    batch = next(it)
+    np.testing.assert_array_equal(batch['view_b'], ds[step]['view_b'])
+
+
+@pytest.mark.parametrize('batch_size', [64, 256, 1797, 2048])
+def test_eval_scores_every_image_exactly_once(source, batch_size):
+  seen, labels = [], []
+  for batch in data.eval_batches(source, batch_size):
+    assert batch['image'].shape[0] == batch_size
+    seen.append(batch['image'][batch['mask']])
+    labels.append(batch['label'][batch['mask']])
+  np.testing.assert_array_equal(np.concatenate(seen),
+                                data.normalize(source.images))
+  np.testing.assert_array_equal(np.concatenate(labels), source.labels)
+
+
+def test_unknown_dataset_is_rejected():
+  with pytest.raises(ValueError, match='data.name'):
+    data.load_source(ml_collections.ConfigDict({'name': 'nope',
+                                                'image_size': 8}))

@@ -1,0 +1,220 @@
+"""Losses and Sinkhorn against NumPy references written from the definitions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cdcjax import losses
+
+
+def _normalize(x):
+  return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def np_info_nce(z_a, z_b, tau):
+  """-1/2B sum_i log(exp(z_i.z_i+/tau) / sum_{j != i} exp(z_i.z_j/tau))."""
+  z = np.concatenate([z_a, z_b]).astype(np.float64)
+  n = len(z)
+  b = n // 2
+  total = 0.0
+  for i in range(n):
+    pos = (i + b) % n
+    denom = sum(np.exp(z[i] @ z[j] / tau) for j in range(n) if j != i)
+    total += -np.log(np.exp(z[i] @ z[pos] / tau) / denom)
+  return total / n
+
+
+def np_weighted_info_nce_on_s(c_a, s_a, c_b, s_b, tau):
+  """CDC's re-written loss: InfoNCE on s_hat with negative weights
+  w_ij = exp((c_i.c_j - c_i.c_i+) / tau)."""
+  c = np.concatenate([c_a, c_b]).astype(np.float64)
+  s = np.concatenate([s_a, s_b]).astype(np.float64)
+  n = len(c)
+  b = n // 2
+  total = 0.0
+  for i in range(n):
+    pos = (i + b) % n
+    pos_term = np.exp(s[i] @ s[pos] / tau)
+    neg = sum(np.exp((c[i] @ c[j] - c[i] @ c[pos]) / tau) *
+              np.exp(s[i] @ s[j] / tau)
+              for j in range(n) if j not in (i, pos))
+    total += -np.log(pos_term / (pos_term + neg))
+  return total / n
+
+
+def np_sinkhorn(scores, eps, iters):
+  """Sinkhorn-Knopp on the kernel exp(S/eps): alternately make every cluster
+  hold mass 1/K and every sample mass 1/B; return B * Q (rows sum to 1)."""
+  scores = scores.astype(np.float64)
+  b, k = scores.shape
+  q = np.exp(scores / eps)
+  q /= q.sum()
+  for _ in range(iters):
+    for cluster in range(k):
+      q[:, cluster] *= (1.0 / k) / q[:, cluster].sum()
+    for sample in range(b):
+      q[sample, :] *= (1.0 / b) / q[sample, :].sum()
+  return q * b
+
+
+def np_log_softmax(x):
+  x = x - x.max(axis=1, keepdims=True)
+  return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def np_cdc(c_a, s_a, c_b, s_b, tau, tau_c, lam, eps, iters, target):
+  c_a, c_b, s_a, s_b = map(_normalize, (c_a, c_b, s_a, s_b))
+  infonce = np_info_nce(np.concatenate([c_a, s_a], 1),
+                        np.concatenate([c_b, s_b], 1), tau)
+  q_a, q_b = np_sinkhorn(c_a, eps, iters), np_sinkhorn(c_b, eps, iters)
+  if target == 'swapped':
+    q_a, q_b = q_b, q_a
+  eq = -0.5 * ((q_a * np_log_softmax(c_a / tau_c)).sum(1).mean() +
+               (q_b * np_log_softmax(c_b / tau_c)).sum(1).mean())
+  return infonce + lam * eq, infonce, eq
+
+
+@pytest.fixture
+def views():
+  rng = np.random.default_rng(0)
+  b, k, d = 12, 5, 7
+  c_a = rng.normal(size=(b, k)).astype(np.float32)
+  c_b = (c_a + 0.3 * rng.normal(size=(b, k))).astype(np.float32)
+  s_a = rng.normal(size=(b, d)).astype(np.float32)
+  s_b = (s_a + 0.3 * rng.normal(size=(b, d))).astype(np.float32)
+  return c_a, s_a, c_b, s_b
+
+
+@pytest.mark.parametrize('tau', [0.1, 0.5, 1.0])
+def test_info_nce_matches_numpy(views, tau):
+  c_a, s_a, c_b, s_b = views
+  got = losses.info_nce(jnp.asarray(s_a), jnp.asarray(s_b), tau)
+  np.testing.assert_allclose(got, np_info_nce(s_a, s_b, tau), rtol=1e-5)
+
+
+def test_nt_xent_is_scale_invariant_and_matches_numpy(views):
+  _, s_a, _, s_b = views
+  expected = np_info_nce(_normalize(s_a), _normalize(s_b), 0.5)
+  np.testing.assert_allclose(losses.nt_xent(s_a, s_b, 0.5), expected, rtol=1e-5)
+  np.testing.assert_allclose(losses.nt_xent(3 * s_a, 0.1 * s_b, 0.5), expected,
+                             rtol=1e-5)
+
+
+def test_info_nce_known_limits():
+  b = 4
+  same = np.ones((b, 3), np.float32) / np.sqrt(3)
+  # Every pair equally similar: uniform over 2B - 1 candidates.
+  np.testing.assert_allclose(losses.info_nce(same, same, 0.5),
+                             np.log(2 * b - 1), rtol=1e-6)
+  # Orthogonal instances, identical views, cold temperature: loss -> 0.
+  eye = np.eye(b, dtype=np.float32)
+  assert float(losses.info_nce(eye, eye, 0.01)) < 1e-6
+
+
+@pytest.mark.parametrize('target', ['same', 'swapped'])
+@pytest.mark.parametrize('tau,tau_c,lam', [(0.2, 0.1, 1.0), (0.5, 0.2, 0.5)])
+def test_cdc_loss_matches_numpy(views, target, tau, tau_c, lam):
+  got = losses.cdc_loss(*map(jnp.asarray, views), temperature=tau,
+                        cluster_temperature=tau_c, equipartition_weight=lam,
+                        sinkhorn_epsilon=0.05, sinkhorn_iters=3,
+                        sinkhorn_target=target)
+  total, infonce, eq = np_cdc(*views, tau, tau_c, lam, 0.05, 3, target)
+  np.testing.assert_allclose(got.infonce, infonce, rtol=1e-5)
+  np.testing.assert_allclose(got.equipartition, eq, rtol=1e-5)
+  np.testing.assert_allclose(got.total, total, rtol=1e-5)
+
+
+def test_same_and_swapped_targets_differ(views):
+  kwargs = dict(temperature=0.2, cluster_temperature=0.1)
+  same = losses.cdc_loss(*views, sinkhorn_target='same', **kwargs)
+  swapped = losses.cdc_loss(*views, sinkhorn_target='swapped', **kwargs)
+  assert abs(float(same.equipartition - swapped.equipartition)) > 1e-4
+  np.testing.assert_allclose(same.infonce, swapped.infonce)
+
+
+@pytest.mark.parametrize('tau', [0.2, 0.5])
+def test_weighted_negatives_identity(views, tau):
+  """InfoNCE on [c_hat; s_hat] equals InfoNCE on s_hat with each negative
+  weighted by w_ij = exp((c_i.c_j - c_i.c_i+)/tau) (the paper's eq. 3)."""
+  c_a, s_a, c_b, s_b = map(_normalize, views)
+  got = losses.cdc_loss(*views, temperature=tau, cluster_temperature=0.1,
+                        use_equipartition=False)
+  expected = np_weighted_info_nce_on_s(c_a, s_a, c_b, s_b, tau)
+  np.testing.assert_allclose(got.infonce, expected, rtol=1e-5)
+  np.testing.assert_allclose(got.total, expected, rtol=1e-5)
+
+
+def test_cdc_ablation_switches(views):
+  kwargs = dict(temperature=0.2, cluster_temperature=0.1)
+  no_eq = losses.cdc_loss(*views, use_equipartition=False, **kwargs)
+  assert float(no_eq.equipartition) == 0.0
+  no_nce = losses.cdc_loss(*views, use_infonce=False, **kwargs)
+  assert float(no_nce.infonce) == 0.0
+  np.testing.assert_allclose(no_nce.total, no_nce.equipartition)
+  # Without normalisation of c, c enters the dot products unscaled.
+  c_a, s_a, c_b, s_b = views
+  raw = losses.cdc_loss(*views, normalize_c=False, use_equipartition=False,
+                        **kwargs)
+  expected = np_info_nce(np.concatenate([c_a, _normalize(s_a)], 1),
+                         np.concatenate([c_b, _normalize(s_b)], 1), 0.2)
+  np.testing.assert_allclose(raw.infonce, expected, rtol=1e-5)
+
+
+def test_equipartition_gradient_does_not_flow_through_codes(views):
+  c_a, s_a, c_b, s_b = map(jnp.asarray, views)
+
+  def eq_loss(c_a):
+    return losses.cdc_loss(c_a, s_a, c_b, s_b, temperature=0.2,
+                           cluster_temperature=0.1, use_infonce=False,
+                           sinkhorn_target='same').total
+
+  def reference(c_a):  # codes computed outside, as constants.
+    q = losses.sinkhorn(losses.l2_normalize(c_a))
+    log_p = jax.nn.log_softmax(losses.l2_normalize(c_a) / 0.1)
+    q_b = losses.sinkhorn(losses.l2_normalize(c_b))
+    log_p_b = jax.nn.log_softmax(losses.l2_normalize(c_b) / 0.1)
+    return -0.5 * (jnp.mean(jnp.sum(jax.lax.stop_gradient(q) * log_p, 1)) +
+                   jnp.mean(jnp.sum(q_b * log_p_b, 1)))
+
+  np.testing.assert_allclose(jax.grad(eq_loss)(c_a), jax.grad(reference)(c_a),
+                             rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('eps,iters', [(0.05, 3), (0.5, 1), (0.1, 10)])
+def test_sinkhorn_matches_numpy(eps, iters):
+  scores = _normalize(np.random.default_rng(1).normal(size=(16, 6)))
+  np.testing.assert_allclose(losses.sinkhorn(scores.astype(np.float32), eps,
+                                             iters),
+                             np_sinkhorn(scores, eps, iters), rtol=2e-4,
+                             atol=1e-6)
+
+
+def test_sinkhorn_marginals():
+  rng = np.random.default_rng(2)
+  b, k = 64, 8
+  scores = _normalize(rng.normal(size=(b, k))).astype(np.float32)
+  q = np.asarray(losses.sinkhorn(scores, 0.05, 3))
+  # The last step normalises samples: each code sums to 1 exactly.
+  np.testing.assert_allclose(q.sum(1), np.ones(b), rtol=1e-5)
+  # With enough rounds the clusters are equally filled: B / K each.
+  q = np.asarray(losses.sinkhorn(scores, 0.05, 200))
+  np.testing.assert_allclose(q.sum(0), np.full(k, b / k), rtol=1e-3)
+  np.testing.assert_allclose(q.sum(1), np.ones(b), rtol=1e-5)
+  assert (q >= 0).all()
+
+
+def test_sinkhorn_is_stable_and_shift_invariant():
+  rng = np.random.default_rng(3)
+  scores = rng.normal(size=(32, 10)).astype(np.float32) * 50  # exp overflows.
+  q = np.asarray(losses.sinkhorn(scores, 0.05, 3))
+  assert np.isfinite(q).all()
+  np.testing.assert_allclose(q.sum(1), np.ones(32), rtol=1e-5)
+  np.testing.assert_allclose(losses.sinkhorn(scores + 7.0, 0.05, 3), q,
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_bad_sinkhorn_target_is_rejected(views):
+  with pytest.raises(ValueError, match='sinkhorn_target'):
+    losses.cdc_loss(*views, temperature=0.2, cluster_temperature=0.1,
+                    sinkhorn_target='other')

@@ -1,0 +1,84 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cdcjax import models
+
+
+def _num_params(module, shape):
+  variables = jax.eval_shape(module.init, jax.random.key(0),
+                             jnp.zeros(shape), False)
+  return sum(np.prod(x.shape) for x in jax.tree.leaves(variables['params']))
+
+
+# torchvision parameter counts minus the final fc (weights + bias).
+@pytest.mark.parametrize('name,expected', [
+    ('resnet18', 11_689_512 - 513_000),
+    ('resnet34', 21_797_672 - 513_000),
+    ('resnet50', 25_557_032 - 2_049_000),
+])
+def test_parameter_counts_match_torchvision(name, expected):
+  assert _num_params(models.make_backbone(name), (1, 64, 64, 3)) == expected
+
+
+def test_imagenet_stem_shapes_and_symmetric_padding():
+  net = models.make_backbone('resnet18', width=0.125)
+  x = jax.random.normal(jax.random.key(0), (1, 224, 224, 3))
+  variables = net.init(jax.random.key(1), x, False)
+  _, state = net.apply(variables, x, False, capture_intermediates=True,
+                       mutable=['intermediates'])
+  inter = state['intermediates']
+  assert inter['layer1_1']['__call__'][0].shape[1:3] == (56, 56)
+  assert inter['layer4_1']['__call__'][0].shape[1:3] == (7, 7)
+  # The stride-2 3x3 conv must pad 1 pixel on every side, as torch does;
+  # Flax 'SAME' pads (0, 1) for even inputs and shifts every feature.
+  block_input = inter['layer1_1']['__call__'][0]
+  kernel = variables['params']['layer2_0']['conv1']['kernel']
+  conv = lambda padding: jax.lax.conv_general_dilated(
+      block_input, kernel, (2, 2), padding,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  got = inter['layer2_0']['conv1']['__call__'][0]
+  np.testing.assert_allclose(got, conv(((1, 1), (1, 1))), rtol=1e-5, atol=1e-5)
+  assert not np.allclose(got, conv('SAME'), atol=1e-3)
+
+
+def test_small_stem_keeps_resolution_and_width_multiplier():
+  net = models.make_backbone('resnet18', width=0.25, stem='small')
+  variables = net.init(jax.random.key(0), jnp.zeros((2, 8, 8, 1)), False)
+  assert variables['params']['conv1']['kernel'].shape == (3, 3, 1, 16)
+  out = net.apply(variables, jnp.zeros((2, 8, 8, 1)), False)
+  assert out.shape == (2, 128)
+
+
+def test_bottleneck_has_stride_on_3x3_conv():
+  net = models.make_backbone('resnet50', width=0.125)
+  x = jnp.zeros((1, 64, 64, 3))
+  variables = net.init(jax.random.key(0), x, False)
+  _, state = net.apply(variables, x, False, capture_intermediates=True,
+                       mutable=['intermediates'])
+  block = state['intermediates']['layer2_0']
+  assert block['conv1']['__call__'][0].shape[1:3] == (16, 16)  # 1x1, stride 1
+  assert block['conv2']['__call__'][0].shape[1:3] == (8, 8)  # 3x3, stride 2
+
+
+@pytest.mark.parametrize('layout', ['two', 'shared'])
+def test_clustering_model_outputs(layout):
+  model = models.ClusteringModel(
+      backbone=models.make_backbone('resnet18', 0.125, 'small'),
+      num_clusters=10, instance_dim=16, head_hidden_dims=(32,),
+      head_layout=layout)
+  x = jnp.zeros((4, 8, 8, 1))
+  variables = model.init(jax.random.key(0), x, False)
+  out = model.apply(variables, x, False)
+  assert out['c'].shape == (4, 10) and out['s'].shape == (4, 16)
+  heads = {'two': {'cluster_head', 'instance_head'}, 'shared': {'head'}}[layout]
+  assert heads <= set(variables['params'])
+
+
+def test_bad_names_are_rejected():
+  with pytest.raises(ValueError, match='model.backbone'):
+    models.make_backbone('resnet19')
+  with pytest.raises(ValueError, match='stem'):
+    models.make_backbone('resnet18', stem='big').init(
+        jax.random.key(0), jnp.zeros((1, 8, 8, 1)), False)

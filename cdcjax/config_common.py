@@ -11,7 +11,7 @@ OPTIMIZERS = ('sgd', 'adam', 'adamw')
 SINKHORN_TARGETS = ('same', 'swapped')
 HEAD_LAYOUTS = ('two', 'shared')
 STEMS = ('imagenet', 'small')
-BACKBONES = ('resnet18', 'resnet34', 'resnet50')
+BACKBONES = ('resnet10', 'resnet18', 'resnet34', 'resnet50')
 DATASETS = ('digits',)
 METHODS = ('cdc',)
 

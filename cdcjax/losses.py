@@ -49,22 +49,25 @@ def sinkhorn(scores: jax.Array, epsilon: float = 0.05,
   Solves max_Q Tr(Q^T S) + eps H(Q) over the transport polytope whose rows
   (samples) sum to 1/B and columns (clusters) to 1/K, by `num_iters` rounds of
   Sinkhorn-Knopp, and returns Q scaled so each sample's code sums to 1.
-  Computed in float32 under stop-gradient. Subtracting the global maximum before
-  the exponential cancels in the normalisation, so it is exact and avoids
-  overflow for small epsilon.
+  The same updates as SwAV's, carried out on log Q in float32 under
+  stop-gradient: exp(S / eps) would underflow whole clusters to zero (and give
+  NaN) once the score range exceeds about 87 * eps.
   """
   scores = jax.lax.stop_gradient(scores).astype(jnp.float32)
   batch, num_clusters = scores.shape
-  q = jnp.exp((scores - jnp.max(scores)) / epsilon).T  # (K, B)
-  q = q / jnp.sum(q)
+  log_q = scores.T / epsilon  # (K, B)
+  log_q = log_q - jax.nn.logsumexp(log_q)
 
-  def one_round(q, _):
-    q = q / jnp.sum(q, axis=1, keepdims=True) / num_clusters  # cluster marginals
-    q = q / jnp.sum(q, axis=0, keepdims=True) / batch  # sample marginals
-    return q, None
+  def one_round(log_q, _):
+    # Each cluster gets mass 1/K, then each sample mass 1/B.
+    log_q = log_q - jax.nn.logsumexp(log_q, axis=1, keepdims=True)
+    log_q = log_q - jnp.log(num_clusters)
+    log_q = log_q - jax.nn.logsumexp(log_q, axis=0, keepdims=True)
+    log_q = log_q - jnp.log(batch)
+    return log_q, None
 
-  q, _ = jax.lax.scan(one_round, q, None, length=num_iters)
-  return jax.lax.stop_gradient((q * batch).T)
+  log_q, _ = jax.lax.scan(one_round, log_q, None, length=num_iters)
+  return jax.lax.stop_gradient(jnp.exp(log_q + jnp.log(batch)).T)
 
 
 class CDCLoss(NamedTuple):

@@ -102,6 +102,7 @@ class ResNet(nn.Module):
 
 
 ARCHITECTURES = {
+    'resnet10': ((1, 1, 1, 1), BasicBlock),  # For tiny images on a CPU.
     'resnet18': ((2, 2, 2, 2), BasicBlock),
     'resnet34': ((3, 4, 6, 3), BasicBlock),
     'resnet50': ((3, 4, 6, 3), Bottleneck),

@@ -206,12 +206,14 @@ def test_sinkhorn_marginals():
 
 def test_sinkhorn_is_stable_and_shift_invariant():
   rng = np.random.default_rng(3)
-  scores = rng.normal(size=(32, 10)).astype(np.float32) * 50  # exp overflows.
+  # Score range >> 87 * eps: exp(S / eps) would underflow whole clusters.
+  scores = rng.normal(size=(32, 10)).astype(np.float32) * 50
   q = np.asarray(losses.sinkhorn(scores, 0.05, 3))
   assert np.isfinite(q).all()
   np.testing.assert_allclose(q.sum(1), np.ones(32), rtol=1e-5)
+  # Scores up to 1e3 / eps: float32 keeps ~1e-4 relative precision here.
   np.testing.assert_allclose(losses.sinkhorn(scores + 7.0, 0.05, 3), q,
-                             rtol=1e-5, atol=1e-6)
+                             rtol=1e-3, atol=1e-5)
 
 
 def test_bad_sinkhorn_target_is_rejected(views):

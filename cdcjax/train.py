@@ -237,6 +237,20 @@ def _format_time(seconds: float) -> str:
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
 
 
+def _restore_latest(manager: ocp.CheckpointManager, trainer: Trainer,
+                    workdir: str) -> int:
+  """Restores the newest complete checkpoint, if any; returns its step."""
+  latest = manager.latest_step()
+  if latest is None:
+    return 0
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, trainer.state)
+  trainer.state = manager.restore(latest,
+                                  args=ocp.args.StandardRestore(abstract))
+  step = int(trainer.state.step)
+  logging.info('Resumed from checkpoint at step %d in %s', step, workdir)
+  return step
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in `workdir` and returns the final evaluation."""
   os.makedirs(workdir, exist_ok=True)
@@ -251,15 +265,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       options=ocp.CheckpointManagerOptions(
           max_to_keep=config.keep_checkpoints, create=True))
 
-  start_step = 0
-  latest = manager.latest_step()
-  if latest is not None:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, trainer.state)
-    trainer.state = manager.restore(latest,
-                                    args=ocp.args.StandardRestore(abstract))
-    start_step = int(trainer.state.step)
-    logging.info('Resumed from checkpoint at step %d in %s', start_step,
-                 workdir)
+  start_step = _restore_latest(manager, trainer, workdir)
   if start_step >= total_steps:
     logging.info('Run already finished at step %d (total_steps=%d); '
                  'evaluating the final checkpoint only.', start_step,
@@ -282,13 +288,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for step in range(start_step + 1, total_steps + 1):
     metrics = trainer.step(next(batches))
     interval_steps += 1
-    if step % config.log_every_steps == 0 or step == total_steps:
+    log_now = step % config.log_every_steps == 0 or step == total_steps
+    save_now = step % config.checkpoint_every_steps == 0 or step == total_steps
+    if log_now or save_now:
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      # Checked before every save, so no checkpoint holds a diverged state.
       if not all(math.isfinite(v) for v in metrics.values()):
         manager.wait_until_finished()
         raise TrainingFailure(
-            f'non-finite loss at step {step}: {metrics}; last good checkpoint '
-            f'is step {manager.latest_step()} in {workdir}')
+            f'non-finite loss at step {step} ({metrics}); stopped. The last '
+            f'good checkpoint is step {manager.latest_step()} in {workdir}')
+    if log_now:
       elapsed = time.time() - interval_start
       rate = interval_steps / max(elapsed, 1e-9)
       eta = (total_steps - step) / rate
@@ -296,13 +306,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                    '%.0f img/s | elapsed %s ETA %s', step, total_steps,
                    metrics['loss'], metrics['infonce'],
                    metrics['equipartition'], rate,
-                   rate * config.batch_size, _format_time(time.time() -
-                                                          run_start),
-                   _format_time(eta))
+                   rate * config.batch_size,
+                   _format_time(time.time() - run_start), _format_time(eta))
       writer.write({'step': step, 'split': 'train', 'steps_per_sec': rate,
                     **metrics})
       interval_start, interval_steps = time.time(), 0
-    if step % config.checkpoint_every_steps == 0 or step == total_steps:
+    if save_now:
       manager.save(step, args=ocp.args.StandardSave(trainer.state))
     if step == total_steps or (config.eval_every_steps and
                                step % config.eval_every_steps == 0):

@@ -26,7 +26,7 @@ def get_config(arg: str | None = None):
   config.log_every_steps = 100
   config.checkpoint_every_steps = 200
 
-  config.model.backbone = 'resnet18'
+  config.model.backbone = 'resnet10'  # One block per stage: 2x faster on CPU.
   config.model.stem = 'small'
   config.model.width = 0.25
   config.model.head_hidden_dims = (256,)

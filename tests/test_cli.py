@@ -159,3 +159,15 @@ def test_sigkill_then_resume(tmp_path):
   assert 20 <= step < 400
   evals = [r for r in _records(workdir) if r['split'] == 'eval']
   assert [r['step'] for r in evals] == [400]
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = _run([f'--config={TINY}', f'--workdir={workdir}',
+                 '--config.optimizer.learning_rate=1e30',
+                 '--config.total_steps=40'])
+  assert result.returncode == 2, result.stderr[-3000:]
+  errors = _error_lines(result)
+  assert len(errors) == 1 and 'non-finite loss at step' in errors[0]
+  assert 'last good checkpoint' in errors[0]
+  assert 'Traceback' not in result.stderr

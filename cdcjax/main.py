@@ -69,11 +69,34 @@ class _QuietLibraries(logging_std.Filter):
     return record.levelno >= logging_std.WARNING or not noisy
 
 
+def _parse_flags(argv):
+  """absl's flag parsing, with one-line errors instead of tracebacks for a
+  missing config file, an unknown config field or a malformed value."""
+  config_arg = next((a.split('=', 1)[1] for a in argv[1:]
+                     if a.startswith('--config=')), None)
+  if config_arg is not None:
+    path = config_arg.split(':', 1)[0]
+    if not os.path.isfile(path):
+      _fail(f'--config={config_arg}: config file {path!r} does not exist')
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    if any(l.startswith('Traceback') for l in lines):  # Error in get_config.
+      lines = [lines[0], lines[-1]]
+    _fail(' '.join(lines))
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    detail = str(e).replace('\\n', ' ').replace("\\'", "'").strip("'\" ")
+    detail = ' '.join(detail.replace("' ", ": ", 1).split())
+    overrides = [a for a in argv[1:] if a.startswith('--config.')]
+    _fail(f'bad config override ({" ".join(overrides)}): {detail}')
+
+
 def run():
   # Show progress on the console without --alsologtostderr.
   flags.FLAGS.set_default('logtostderr', True)
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

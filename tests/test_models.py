@@ -7,8 +7,8 @@ from cdcjax import models
 
 
 def _num_params(module, shape):
-  variables = jax.eval_shape(module.init, jax.random.key(0),
-                             jnp.zeros(shape), False)
+  variables = jax.eval_shape(
+      lambda x: module.init(jax.random.key(0), x, False), jnp.zeros(shape))
   return sum(np.prod(x.shape) for x in jax.tree.leaves(variables['params']))
 
 

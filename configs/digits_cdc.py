@@ -9,8 +9,11 @@ Tiny variant (CI smoke test, a few seconds):
 Trains and evaluates on all 1,797 images (there is no split: clustering is
 scored on the data it was trained on, as the raw-pixel baselines below).
 
-Expected (all 1,797 images): see README "Results"; measured with
-`python -m cdcjax.bench digits --seeds=0,1,2`.
+Expected (all 1,797 images, seeds 0, 1, 2; `python -m cdcjax.bench digits`),
+measured on a 2-core x86_64 CPU with jax 0.10.2:
+  ACC 0.866 +- 0.047 (0.919 / 0.874 / 0.804), NMI 0.856 +- 0.014,
+  ARI 0.795 +- 0.033; wall time 229 +- 5 s per run, compilation included.
+Raw-pixel anchors: k-means 0.792 ACC, Ward agglomerative 0.840.
 """
 
 from cdcjax import config_common

@@ -7,11 +7,13 @@ before any data loading, compilation or write to the workdir, and raises
 
 import ml_collections
 
+from cdcjax import models
+
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
 SINKHORN_TARGETS = ('same', 'swapped')
 HEAD_LAYOUTS = ('two', 'shared')
 STEMS = ('imagenet', 'small')
-BACKBONES = ('resnet10', 'resnet18', 'resnet34', 'resnet50')
+BACKBONES = tuple(models.ARCHITECTURES)  # One list: the models module's.
 DATASETS = ('digits',)
 METHODS = ('cdc',)
 

@@ -84,6 +84,10 @@ def test_validate_names_fields():
   config.optimizer.name = 'lamb'
   with pytest.raises(config_common.ConfigError, match='optimizer.name'):
     config_common.validate(config, 1)
+  config = digits_cdc.get_config()
+  config.model.backbone = 'resnet19'
+  with pytest.raises(config_common.ConfigError, match='model.backbone'):
+    config_common.validate(config, 1)
 
 
 def _records(workdir):

@@ -125,3 +125,105 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
 
   total = infonce + equipartition_weight * equipartition
   return CDCLoss(total=total, infonce=infonce, equipartition=equipartition)
+
+
+def _binary_entropy(p: jax.Array, eps: float = 1e-12) -> jax.Array:
+  return -p * jnp.log(p + eps) - (1.0 - p) * jnp.log(1.0 - p + eps)
+
+
+class CCLoss(NamedTuple):
+  total: jax.Array
+  instance: jax.Array
+  cluster: jax.Array
+  entropy: jax.Array  # Sum over both views of log K - H(cluster marginal).
+
+
+def cc_loss(z_a: jax.Array, z_b: jax.Array, y_a: jax.Array, y_b: jax.Array, *,
+            instance_temperature: float = 0.5,
+            cluster_temperature: float = 1.0,
+            entropy_weight: float = 1.0) -> CCLoss:
+  """Contrastive Clustering (Li et al., 2021), as the authors' code computes it.
+
+  Args:
+    z_a, z_b: (B, D) instance-head outputs; NT-Xent on their normalisation.
+    y_a, y_b: (B, K) cluster probabilities (softmax outputs). Their 2K columns
+      are contrasted with cosine similarity / cluster_temperature (positive:
+      the same column in the other view), and per view log K - H(mean_i y_i)
+      is added, which pushes the cluster marginal towards uniform.
+  """
+  instance = nt_xent(z_a, z_b, instance_temperature)
+  cluster = nt_xent(y_a.T, y_b.T, cluster_temperature)
+
+  def marginal_gap(y):
+    marginal = jnp.sum(y, axis=0)
+    marginal = marginal / jnp.sum(marginal)
+    return jnp.log(y.shape[1]) + jnp.sum(marginal * jnp.log(marginal))
+
+  entropy = marginal_gap(y_a) + marginal_gap(y_b)
+  total = instance + cluster + entropy_weight * entropy
+  return CCLoss(total=total, instance=instance, cluster=cluster,
+                entropy=entropy)
+
+
+class CDLoss(NamedTuple):
+  total: jax.Array
+  instance: jax.Array
+  feature: jax.Array
+  entropy: jax.Array  # Mean normalised binary entropy of the predictions.
+
+
+def cd_loss(z_a: jax.Array, z_b: jax.Array, f_a: jax.Array, f_b: jax.Array, *,
+            instance_temperature: float = 0.5,
+            feature_temperature: float = 1.0,
+            entropy_weight: float = 1.0) -> CDLoss:
+  """Contrastive Disentangling (Jiang et al., 2024), as the authors' code.
+
+  Args:
+    z_a, z_b: (B, D) instance-projector outputs; NT-Xent on their
+      normalisation.
+    f_a, f_b: (B, F) sigmoid feature predictions. The 2F columns are contrasted
+      with cosine similarity / feature_temperature (positive: the same head in
+      the other view); the mean normalised binary entropy of all predictions
+      (entropy / log 2, averaged over the views) is subtracted.
+  """
+  instance = nt_xent(z_a, z_b, instance_temperature)
+  feature = nt_xent(f_a.T, f_b.T, feature_temperature)
+  entropy = 0.5 * (jnp.mean(_binary_entropy(f_a)) +
+                   jnp.mean(_binary_entropy(f_b))) / jnp.log(2.0)
+  total = instance + feature - entropy_weight * entropy
+  return CDLoss(total=total, instance=instance, feature=feature,
+                entropy=entropy)
+
+
+class SelfLabelLoss(NamedTuple):
+  total: jax.Array
+  confident_fraction: jax.Array
+
+
+def self_label_loss(weak_logits: jax.Array, strong_logits: jax.Array, *,
+                    threshold: float = 0.99,
+                    class_balance: bool = True) -> SelfLabelLoss:
+  """SCAN's self-labeling loss.
+
+  Samples whose weak-view softmax confidence exceeds `threshold` get their
+  argmax as pseudo-label (under stop-gradient); the strong view's logits are
+  trained with cross-entropy on them. With class_balance, the loss is the
+  weighted mean with weight n / count_c for pseudo-class c (n = number of
+  confident samples in the global batch), as torch's weighted cross-entropy.
+  With no confident sample the loss and its gradient are zero.
+  """
+  weak = jax.nn.softmax(jax.lax.stop_gradient(weak_logits).astype(jnp.float32))
+  confidence, target = jnp.max(weak, axis=1), jnp.argmax(weak, axis=1)
+  mask = (confidence > threshold).astype(jnp.float32)
+  log_p = jax.nn.log_softmax(strong_logits.astype(jnp.float32), axis=1)
+  nll = -jnp.take_along_axis(log_p, target[:, None], axis=1)[:, 0]
+  if class_balance:
+    num_classes = weak_logits.shape[1]
+    counts = jnp.zeros(num_classes).at[target].add(mask)
+    class_weight = jnp.where(counts > 0,
+                             jnp.sum(mask) / jnp.maximum(counts, 1.0), 0.0)
+    weight = mask * class_weight[target]
+  else:
+    weight = mask
+  total = jnp.sum(weight * nll) / jnp.maximum(jnp.sum(weight), 1e-12)
+  return SelfLabelLoss(total=total, confident_fraction=jnp.mean(mask))

@@ -7,6 +7,9 @@ before any data loading, compilation or write to the workdir, and raises
 
 import ml_collections
 
+from cdcjax import data
+from cdcjax import evaluators
+from cdcjax import methods
 from cdcjax import models
 
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
@@ -14,8 +17,9 @@ SINKHORN_TARGETS = ('same', 'swapped')
 HEAD_LAYOUTS = ('two', 'shared')
 STEMS = ('imagenet', 'small')
 BACKBONES = tuple(models.ARCHITECTURES)  # One list: the models module's.
-DATASETS = ('digits',)
-METHODS = ('cdc',)
+DATASETS = data.DATASETS
+METHODS = methods.METHODS
+BATCH_NORMS = ('global', 'per_device')
 
 
 class ConfigError(ValueError):
@@ -35,11 +39,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every_steps = 0  # 0: evaluate only at the end.
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
+  # Evaluators (cdcjax/evaluators.py); the first gives the acc/nmi/ari.
+  c.evaluators = ('cluster_head',)
+  # A workdir whose newest checkpoint initialises params and BatchNorm
+  # statistics (the self-labeling stage starts from a trained model).
+  c.init_from = ''
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'digits'
   c.data.image_size = 8
   c.data.num_threads = 2  # grain reader threads for augmentation.
+  c.data.path = ''  # .npz file; default $CDCJAX_DATA_DIR/<name>.npz.
+  c.data.train_split = 'all'  # 'train', 'test' or 'all'.
+  c.data.eval_split = 'all'
 
   c.aug = ml_collections.ConfigDict()
   c.aug.rotation_deg = 15.0
@@ -59,6 +71,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.head_layout = 'two'
   c.model.head_hidden_dims = (512,)
   c.model.instance_dim = 128
+  c.model.num_features = 128  # F, CD's feature-predictor heads.
+  # 'global': statistics over the global batch (synchronised); 'per_device':
+  # per device, as PyTorch DDP without SyncBatchNorm.
+  c.model.batch_norm = 'global'
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.2  # tau, InfoNCE on [c_hat; s_hat].
@@ -70,6 +86,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.normalize_c = True
   c.loss.use_infonce = True
   c.loss.use_equipartition = True
+
+  # The peers' hyperparameters (their papers' defaults).
+  c.cc = ml_collections.ConfigDict(dict(
+      instance_temperature=0.5, cluster_temperature=1.0, entropy_weight=1.0))
+  c.cd = ml_collections.ConfigDict(dict(
+      instance_temperature=0.5, feature_temperature=1.0, entropy_weight=1.0))
+  c.simclr = ml_collections.ConfigDict(dict(temperature=0.5))
+  c.self_label = ml_collections.ConfigDict(dict(
+      source_method='cdc', threshold=0.99, class_balance=True))
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = 'sgd'
@@ -136,3 +161,28 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            'must be >= 1')
   _require(c.data.image_size >= 4, 'data.image_size', c.data.image_size,
            'must be >= 4')
+  for field in ('train_split', 'eval_split'):
+    _require(c.data[field] in data.SPLITS, f'data.{field}', c.data[field],
+             f'one of {data.SPLITS}')
+  _require(c.data.name != 'npz' or c.data.path, 'data.path', c.data.path,
+           "data.name='npz' needs data.path (a .npz file)")
+  _require(c.model.batch_norm in BATCH_NORMS, 'model.batch_norm',
+           c.model.batch_norm, f'one of {BATCH_NORMS}')
+  _require(c.model.num_features >= 1, 'model.num_features',
+           c.model.num_features, 'must be >= 1')
+  for group in ('cc', 'cd', 'simclr'):
+    for field, value in c[group].items():
+      if field.endswith('temperature'):
+        _require(value > 0, f'{group}.{field}', value, 'must be > 0')
+  _require(c.self_label.source_method in methods.SELF_LABEL_SOURCES,
+           'self_label.source_method', c.self_label.source_method,
+           f'one of {methods.SELF_LABEL_SOURCES}')
+  _require(0 < c.self_label.threshold < 1, 'self_label.threshold',
+           c.self_label.threshold, 'must be in (0, 1)')
+  _require(c.method != 'selflabel' or c.init_from, 'init_from', c.init_from,
+           'method selflabel starts from a trained workdir: set init_from')
+  try:
+    evaluators.check_evaluators(tuple(c.evaluators),
+                                methods.has_cluster_head(c), c.method)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None

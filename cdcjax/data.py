@@ -7,15 +7,27 @@ batches it would have seen (the stream is sliced at the resumed step).
 """
 
 import dataclasses
+import io
+import os
 from typing import Iterator
 
 import grain
 import numpy as np
 
+# Datasets read from `<name>.npz` files (the format of ../shared/datasets/).
+NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
+DATASETS = ('digits', *NPZ_DATASETS, 'npz')
+SPLITS = ('train', 'test', 'all')
+DATA_DIR_ENV = 'CDCJAX_DATA_DIR'
+
 
 @dataclasses.dataclass(frozen=True)
 class ArraySource:
-  """Images (N, H, W, C) float32 in [0, 1] with integer labels (N,)."""
+  """Images (N, H, W, C), uint8 or float32 in [0, 1], with labels (N,).
+
+  Items are float32 in [0, 1]: uint8 storage keeps large sets (CIFAR-10 is
+  180 MB as uint8, 740 MB as float32) small in memory.
+  """
   images: np.ndarray
   labels: np.ndarray
   num_classes: int
@@ -25,8 +37,14 @@ class ArraySource:
     return len(self.images)
 
   def __getitem__(self, index):
-    return {'image': self.images[index], 'label': self.labels[index],
-            'index': np.int64(index)}
+    return {'image': to_float(self.images[index]),
+            'label': self.labels[index], 'index': np.int64(index)}
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) / 255.0
+  return images.astype(np.float32)
 
 
 def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
@@ -51,10 +69,73 @@ def load_digits(image_size: int = 8) -> ArraySource:
                      num_classes=10, name='digits')
 
 
-def load_source(data_config) -> ArraySource:
+def npz_path(data_config) -> str:
+  """Where the .npz file of `data_config` is: data.path if set, else
+  $CDCJAX_DATA_DIR/<name>.npz."""
+  if data_config.path:
+    return data_config.path
+  root = os.environ.get(DATA_DIR_ENV)
+  if not root:
+    raise FileNotFoundError(
+        f'data.name={data_config.name!r} needs its .npz file: set '
+        f'--config.data.path=FILE or {DATA_DIR_ENV}=DIR (holding '
+        f'{data_config.name}.npz)')
+  return os.path.join(root, f'{data_config.name}.npz')
+
+
+def load_npz(path: str, split: str = 'all', image_size: int | None = None,
+             name: str | None = None) -> ArraySource:
+  """Reads the shared .npz format: `labels`, optional `split` (0 train, 1 test)
+  and `classes`, and images as uint8 `images` (N, H, W, C) or as `jpeg` bytes
+  with `offsets` (decoded to RGB)."""
+  if split not in SPLITS:
+    raise ValueError(f'split={split!r}; allowed: {SPLITS}')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'data file {path} does not exist')
+  with np.load(path, allow_pickle=False) as archive:
+    labels = archive['labels'].astype(np.int64)
+    keep = np.ones(len(labels), bool)
+    if split != 'all':
+      if 'split' not in archive:
+        raise ValueError(f'{path} has no `split` array; use split=all')
+      keep = archive['split'] == (0 if split == 'train' else 1)
+    if 'images' in archive:
+      images = archive['images'][keep]
+    elif 'jpeg' in archive:
+      images = _decode_jpeg(archive['jpeg'], archive['offsets'],
+                            np.flatnonzero(keep))
+    else:
+      raise ValueError(f'{path} holds neither `images` nor `jpeg`+`offsets`')
+    num_classes = (len(archive['classes']) if 'classes' in archive
+                   else int(labels.max()) + 1)
+  if images.ndim == 3:
+    images = images[..., None]
+  if image_size and images.shape[1:3] != (image_size, image_size):
+    images = np.round(255 * resize_bilinear(to_float(images), image_size))
+    images = np.clip(images, 0, 255).astype(np.uint8)
+  name = name or os.path.splitext(os.path.basename(path))[0]
+  return ArraySource(images=images, labels=labels[keep],
+                     num_classes=num_classes, name=f'{name}:{split}')
+
+
+def _decode_jpeg(data: np.ndarray, offsets: np.ndarray, indices) -> np.ndarray:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  return np.stack([
+      np.asarray(Image.open(io.BytesIO(
+          data[offsets[i]:offsets[i + 1]].tobytes())).convert('RGB'))
+      for i in indices])
+
+
+def load_source(data_config, split: str = 'all') -> ArraySource:
+  """The `split` ('train', 'test' or 'all') of the dataset data.name."""
   if data_config.name == 'digits':
+    if split != 'all':
+      raise ValueError(f"digits has no {split!r} split; use 'all'")
     return load_digits(data_config.image_size)
-  raise ValueError(f"data.name={data_config.name!r}; allowed: 'digits'")
+  if data_config.name in NPZ_DATASETS or data_config.name == 'npz':
+    return load_npz(npz_path(data_config), split, data_config.image_size,
+                    data_config.name)
+  raise ValueError(f'data.name={data_config.name!r}; allowed: {DATASETS}')
 
 
 def _bilinear_sample(images, ys, xs, clamp=False):
@@ -136,18 +217,21 @@ def _stack(elements):
 
 
 def train_dataset(source: ArraySource, *, batch_size: int, seed: int,
-                  aug_config) -> grain.MapDataset:
+                  aug_config, weak_view_a: bool = False) -> grain.MapDataset:
   """Infinite MapDataset of global batches with two augmented views.
 
   Element `step` is the batch for training step `step`; a new shuffle every
   epoch; batches may span epoch boundaries, so every step is a full batch.
+  weak_view_a: view a is the un-augmented image (self-labeling's weak view).
   """
   ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
   ds = ds.batch(batch_size, drop_remainder=True, batch_fn=_stack)
 
   def two_views(batch, rng):
-    return {'view_a': normalize(augment_digits(batch['image'], rng, aug_config)),
-            'view_b': normalize(augment_digits(batch['image'], rng, aug_config)),
+    images = batch['image']
+    view_a = images if weak_view_a else augment_digits(images, rng, aug_config)
+    return {'view_a': normalize(view_a),
+            'view_b': normalize(augment_digits(images, rng, aug_config)),
             'index': batch['index']}
 
   return ds.random_map(two_views)
@@ -168,7 +252,7 @@ def eval_batches(source: ArraySource, batch_size: int) -> Iterator[dict]:
   for start in range(0, n, batch_size):
     stop = min(start + batch_size, n)
     pad = batch_size - (stop - start)
-    images = normalize(source.images[start:stop])
+    images = normalize(to_float(source.images[start:stop]))
     labels = source.labels[start:stop]
     mask = np.ones(stop - start, bool)
     if pad:

@@ -15,11 +15,19 @@ def contingency(predictions: np.ndarray, labels: np.ndarray,
 
 def cluster_accuracy(predictions: np.ndarray, labels: np.ndarray,
                      num_clusters: int | None = None) -> float:
-  """Fraction of samples correctly labelled under the best one-to-one mapping
-  of clusters to classes (Hungarian algorithm on the contingency table)."""
+  """Fraction of samples correctly labelled under the best mapping of clusters
+  to classes.
+
+  With at most as many clusters as classes the mapping is one-to-one (the
+  Hungarian algorithm on the contingency table), the papers' ACC. With more
+  clusters than classes it is many-to-one: every cluster is labelled with its
+  majority class (the overclustering protocol of IIC and SCAN).
+  """
   num_clusters = num_clusters or int(predictions.max()) + 1
   num_classes = int(labels.max()) + 1
   counts = contingency(predictions, labels, num_clusters, num_classes)
+  if num_clusters > num_classes:
+    return float(counts.max(axis=1).sum() / len(labels))
   rows, cols = linear_sum_assignment(counts, maximize=True)
   return float(counts[rows, cols].sum() / len(labels))
 

@@ -10,9 +10,60 @@ import functools
 from typing import Any, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
-BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5)
+
+class BatchNorm(nn.Module):
+  """BatchNorm with PyTorch's defaults, variables named as nn.BatchNorm's.
+
+  groups > 1 computes the statistics per contiguous slice of the batch: with
+  the batch sharded over `groups` devices that is per-device BatchNorm (as
+  PyTorch DDP without SyncBatchNorm); the running statistics are the mean over
+  the groups. groups = 1 is synchronised (global-batch) BatchNorm, identical
+  to nn.BatchNorm(momentum=0.9, epsilon=1e-5).
+  """
+  use_running_average: bool
+  groups: int = 1
+  momentum: float = 0.9  # PyTorch momentum 0.1.
+  epsilon: float = 1e-5
+  use_scale: bool = True
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    features = x.shape[-1]
+    running_mean = self.variable('batch_stats', 'mean', jnp.zeros,
+                                 (features,), jnp.float32)
+    running_var = self.variable('batch_stats', 'var', jnp.ones, (features,),
+                                jnp.float32)
+    x32 = x.astype(jnp.float32)
+    if self.use_running_average:
+      mean, var = running_mean.value, running_var.value
+    else:
+      if x.shape[0] % self.groups:
+        raise ValueError(f'batch of {x.shape[0]} does not split into '
+                         f'{self.groups} BatchNorm groups')
+      grouped = x32.reshape((self.groups, -1) + x.shape[1:])
+      axes = tuple(range(1, grouped.ndim - 1))
+      mean = jnp.mean(grouped, axes, keepdims=True)
+      # E[x^2] - E[x]^2, as nn.BatchNorm's default (fast) variance.
+      var = jnp.maximum(
+          0.0, jnp.mean(grouped**2, axes, keepdims=True) - mean**2)
+      if not self.is_initializing():
+        m = self.momentum
+        running_mean.value = (m * running_mean.value + (1 - m) *
+                              mean.reshape(self.groups, features).mean(0))
+        running_var.value = (m * running_var.value + (1 - m) *
+                             var.reshape(self.groups, features).mean(0))
+      x32 = grouped
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+    y = y.reshape(x.shape)
+    if self.use_scale:
+      y = y * self.param('scale', nn.initializers.ones, (features,))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (features,))
+    return y.astype(x.dtype)
 
 
 def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -22,11 +73,13 @@ def _pad(k: int) -> tuple[tuple[int, int], tuple[int, int]]:
 class BasicBlock(nn.Module):
   features: int
   strides: int = 1
+  bn_groups: int = 1
   expansion = 1
 
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = functools.partial(BatchNorm, use_running_average=not train)
+    norm = functools.partial(BatchNorm, use_running_average=not train,
+                             groups=self.bn_groups)
     residual = x
     y = nn.Conv(self.features, (3, 3), self.strides, padding=_pad(3),
                 use_bias=False, name='conv1')(x)
@@ -44,11 +97,13 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
   features: int
   strides: int = 1
+  bn_groups: int = 1
   expansion = 4
 
   @nn.compact
   def __call__(self, x, train: bool):
-    norm = functools.partial(BatchNorm, use_running_average=not train)
+    norm = functools.partial(BatchNorm, use_running_average=not train,
+                             groups=self.bn_groups)
     residual = x
     y = nn.Conv(self.features, (1, 1), use_bias=False, name='conv1')(x)
     y = nn.relu(norm(name='bn1')(y))
@@ -78,11 +133,13 @@ class ResNet(nn.Module):
   block: Any
   width: float = 1.0
   stem: str = 'imagenet'
+  bn_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     base = max(1, int(round(64 * self.width)))
-    norm = functools.partial(BatchNorm, use_running_average=not train)
+    norm = functools.partial(BatchNorm, use_running_average=not train,
+                             groups=self.bn_groups)
     if self.stem == 'imagenet':
       x = nn.Conv(base, (7, 7), 2, padding=_pad(7), use_bias=False,
                   name='conv1')(x)
@@ -97,7 +154,8 @@ class ResNet(nn.Module):
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
-        x = self.block(base * 2**i, strides, name=f'layer{i + 1}_{j}')(x, train)
+        x = self.block(base * 2**i, strides, bn_groups=self.bn_groups,
+                       name=f'layer{i + 1}_{j}')(x, train)
     return jnp.mean(x, axis=(1, 2))
 
 
@@ -109,65 +167,110 @@ ARCHITECTURES = {
 }
 
 
-def make_backbone(name: str, width: float = 1.0, stem: str = 'imagenet'):
+def make_backbone(name: str, width: float = 1.0, stem: str = 'imagenet',
+                  bn_groups: int = 1):
   if name not in ARCHITECTURES:
     raise ValueError(f'model.backbone={name!r}; allowed: {sorted(ARCHITECTURES)}')
   stage_sizes, block = ARCHITECTURES[name]
-  return ResNet(stage_sizes, block, width=width, stem=stem)
+  return ResNet(stage_sizes, block, width=width, stem=stem, bn_groups=bn_groups)
 
 
 class MLPHead(nn.Module):
-  """Linear -> BN -> ReLU -> ... -> Linear (SimCLR's projection head shape)."""
+  """Linear -> [BN] -> ReLU -> ... -> Linear [-> BN] (SimCLR's head shape).
+
+  With BN the hidden Linear layers have no bias (BN's bias replaces it).
+  """
   hidden_dims: Sequence[int]
   out_dim: int
   use_bn: bool = True
+  out_bias: bool = True
+  out_bn: bool = False
+  bn_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = True):
+    norm = functools.partial(BatchNorm, use_running_average=not train,
+                             groups=self.bn_groups)
     for i, dim in enumerate(self.hidden_dims):
       x = nn.Dense(dim, use_bias=not self.use_bn, name=f'fc{i}')(x)
       if self.use_bn:
-        x = BatchNorm(use_running_average=not train, name=f'bn{i}')(x)
+        x = norm(name=f'bn{i}')(x)
       x = nn.relu(x)
-    return nn.Dense(self.out_dim, name=f'fc{len(self.hidden_dims)}')(x)
+    last = len(self.hidden_dims)
+    x = nn.Dense(self.out_dim, use_bias=self.out_bias, name=f'fc{last}')(x)
+    if self.out_bn:
+      x = norm(name=f'bn{last}')(x)
+    return x
+
+
+HEADS = ('cdc', 'cc', 'cd', 'instance')
 
 
 class ClusteringModel(nn.Module):
-  """Backbone plus the CDC heads: categorical logits c (K) and factors s (D).
+  """A backbone and the heads of one method. Outputs a dict with 'features'
+  (pooled backbone output) and, by `heads`:
 
-  head_layout 'two': separate MLPs for c and s (the paper's ImageNet setup);
-  'shared': one MLP whose K + D outputs are split into c and s.
+  - 'cdc': 'c' categorical logits (K) and 's' instance factors (D). Layout
+    'two': separate MLPs (the paper's ImageNet setup); 'shared': one MLP whose
+    K + D outputs are split into c and s.
+  - 'cc': 's' instance head and 'c' cluster logits (before the softmax), both
+    Linear -> ReLU -> Linear as Contrastive Clustering's code.
+  - 'cd': 's' instance projector (Linear -> BN -> ReLU -> Linear) and 'f'
+    sigmoid feature predictions from a predictor on the unnormalised 's'.
+  - 'instance': 's' only (the SimCLR-style baseline).
   """
   backbone: nn.Module
   num_clusters: int
   instance_dim: int
   head_hidden_dims: Sequence[int]
   head_layout: str = 'two'
+  heads: str = 'cdc'
+  num_features: int = 128  # F, CD's predictor heads.
+  bn_groups: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     features = self.backbone(x, train)
-    if self.head_layout == 'two':
-      c = MLPHead(self.head_hidden_dims, self.num_clusters,
-                  name='cluster_head')(features, train)
-      s = MLPHead(self.head_hidden_dims, self.instance_dim,
-                  name='instance_head')(features, train)
-    elif self.head_layout == 'shared':
-      out = MLPHead(self.head_hidden_dims,
-                    self.num_clusters + self.instance_dim,
-                    name='head')(features, train)
-      c, s = out[:, :self.num_clusters], out[:, self.num_clusters:]
-    else:
+    head = functools.partial(MLPHead, self.head_hidden_dims,
+                             bn_groups=self.bn_groups)
+    out = {'features': features}
+    if self.heads == 'cdc' and self.head_layout == 'two':
+      out['c'] = head(self.num_clusters, name='cluster_head')(features, train)
+      out['s'] = head(self.instance_dim, name='instance_head')(features, train)
+    elif self.heads == 'cdc' and self.head_layout == 'shared':
+      both = head(self.num_clusters + self.instance_dim, name='head')(
+          features, train)
+      out['c'], out['s'] = (both[:, :self.num_clusters],
+                            both[:, self.num_clusters:])
+    elif self.heads == 'cdc':
       raise ValueError(
           f"model.head_layout={self.head_layout!r}; allowed: 'two', 'shared'")
-    return {'features': features, 'c': c, 's': s}
+    elif self.heads == 'cc':
+      out['s'] = head(self.instance_dim, use_bn=False, name='instance_head')(
+          features, train)
+      out['c'] = head(self.num_clusters, use_bn=False, name='cluster_head')(
+          features, train)
+    elif self.heads == 'cd':
+      out['s'] = head(self.instance_dim, name='instance_head')(features, train)
+      logits = head(self.num_features, out_bias=False, out_bn=True,
+                    name='feature_predictor')(out['s'], train)
+      out['f'] = nn.sigmoid(logits)
+    elif self.heads == 'instance':
+      out['s'] = head(self.instance_dim, name='instance_head')(features, train)
+    else:
+      raise ValueError(f'heads={self.heads!r}; allowed: {HEADS}')
+    return out
 
 
-def make_model(model_config, num_clusters: int) -> ClusteringModel:
+def make_model(model_config, num_clusters: int, heads: str = 'cdc',
+               bn_groups: int = 1) -> ClusteringModel:
   return ClusteringModel(
       backbone=make_backbone(model_config.backbone, model_config.width,
-                             model_config.stem),
+                             model_config.stem, bn_groups),
       num_clusters=num_clusters,
       instance_dim=model_config.instance_dim,
       head_hidden_dims=tuple(model_config.head_hidden_dims),
-      head_layout=model_config.head_layout)
+      head_layout=model_config.head_layout,
+      heads=heads,
+      num_features=model_config.get('num_features', 128),
+      bn_groups=bn_groups)

@@ -23,9 +23,8 @@ import orbax.checkpoint as ocp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from cdcjax import data as data_lib
-from cdcjax import losses
-from cdcjax import metrics as metrics_lib
-from cdcjax import models
+from cdcjax import evaluators
+from cdcjax import methods
 
 # Fields that may differ when resuming a run (they do not change what a step
 # computes, or they extend the run).
@@ -85,17 +84,6 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
                     opt_state=optimizer.init(params))
 
 
-def loss_fn(config, outputs_a, outputs_b) -> losses.CDCLoss:
-  lc = config.loss
-  return losses.cdc_loss(
-      outputs_a['c'], outputs_a['s'], outputs_b['c'], outputs_b['s'],
-      temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
-      equipartition_weight=lc.equipartition_weight,
-      sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
-      sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
-      use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition)
-
-
 def make_train_step(model, optimizer, config):
   """Returns train_step(state, batch) -> (state, metrics), not yet jitted."""
 
@@ -111,29 +99,26 @@ def make_train_step(model, optimizer, config):
             train=True, mutable=['batch_stats'])
         batch_stats = updates['batch_stats']
         outputs.append(out)
-      result = loss_fn(config, *outputs)
-      return result.total, (result, batch_stats)
+      terms = methods.loss(config, *outputs)
+      return terms['loss'], (terms, batch_stats)
 
-    grads, (result, batch_stats) = jax.grad(compute_loss, has_aux=True)(
+    grads, (terms, batch_stats) = jax.grad(compute_loss, has_aux=True)(
         state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(step=state.step + 1, params=params,
                            batch_stats=batch_stats, opt_state=opt_state)
-    metrics = {'loss': result.total, 'infonce': result.infonce,
-               'equipartition': result.equipartition,
-               'grad_norm': optax.global_norm(grads)}
-    return new_state, metrics
+    return new_state, {**terms, 'grad_norm': optax.global_norm(grads)}
 
   return train_step
 
 
-def make_eval_step(model):
-  def eval_step(state: TrainState, images):
-    out = model.apply({'params': state.params,
-                       'batch_stats': state.batch_stats}, images, train=False)
-    return jnp.argmax(out['c'], axis=-1)
-  return eval_step
+def make_embed_step(model):
+  """Network outputs in inference mode (BatchNorm running statistics)."""
+  def embed_step(state: TrainState, images):
+    return model.apply({'params': state.params,
+                        'batch_stats': state.batch_stats}, images, train=False)
+  return embed_step
 
 
 class Trainer:
@@ -143,7 +128,8 @@ class Trainer:
     self.config = config
     self.mesh = mesh
     self.total_steps = num_train_steps(config, num_examples)
-    self.model = models.make_model(config.model, config.num_clusters)
+    bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
+    self.model = methods.make_model(config, bn_groups)
     self.optimizer = make_optimizer(config, self.total_steps)
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P('data'))
@@ -154,8 +140,8 @@ class Trainer:
         make_train_step(self.model, self.optimizer, config),
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=0)
-    self.eval_step = jax.jit(
-        make_eval_step(self.model),
+    self.embed_step = jax.jit(
+        make_embed_step(self.model),
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=self.replicated)
 
@@ -176,15 +162,74 @@ class Trainer:
     self.state, metrics = self.train_step(self.state, batch)
     return metrics
 
-  def evaluate(self, source: data_lib.ArraySource) -> dict:
-    predictions = []
+  def embed(self, source: data_lib.ArraySource) -> dict:
+    """Outputs ('features', 'c', 's', 'f' as the method has them) for every
+    image of `source`, each exactly once, as host arrays in source order."""
+    parts = []
     for batch in data_lib.eval_batches(source, self.config.eval_batch_size):
       images = self.to_global({'image': batch['image']})['image']
-      predicted = np.asarray(jax.device_get(self.eval_step(self.state, images)))
-      predictions.append(predicted[batch['mask']])
-    predictions = np.concatenate(predictions)
-    return metrics_lib.clustering_metrics(predictions, source.labels,
-                                          self.config.num_clusters)
+      out = jax.device_get(self.embed_step(self.state, images))
+      parts.append({k: np.asarray(v)[batch['mask']] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def evaluate(self, eval_source: data_lib.ArraySource,
+               train_source: data_lib.ArraySource | None = None) -> dict:
+    return evaluate(self, eval_source, train_source)
+
+
+def evaluate(trainer: Trainer, eval_source, train_source=None) -> dict:
+  """Runs config.evaluators; the first one's acc / nmi / ari are the record's
+  top-level metrics, the others are nested under their names."""
+  config = trainer.config
+  names = list(config.evaluators)
+  embeddings = trainer.embed(eval_source)
+  labels = eval_source.labels
+  result = {'evaluator': names[0], **evaluators.clustering_result(
+      names[0], embeddings, labels, config.num_clusters, config.seed)}
+  for name in names[1:]:
+    if name in evaluators.CLUSTERING_EVALUATORS:
+      extra = evaluators.clustering_result(name, embeddings, labels,
+                                           config.num_clusters, config.seed)
+      result[name] = {k: extra[k] for k in ('acc', 'nmi', 'ari')}
+    elif name == 'linear_probe':
+      result[name] = _linear_probe(trainer, embeddings, eval_source,
+                                   train_source)
+    elif name == 'latent_stats':
+      result[name] = _latent_stats(trainer, eval_source)
+  return result
+
+
+def _linear_probe(trainer, embeddings, eval_source, train_source) -> dict:
+  """Train split -> evaluation split; with no separate train split (digits),
+  a fixed half of the evaluation set trains the probe and the rest scores."""
+  features, labels = embeddings['features'], eval_source.labels
+  if train_source is None or train_source.name == eval_source.name:
+    order = np.random.default_rng(0).permutation(len(labels))
+    fit, score = order[:len(order) // 2], order[len(order) // 2:]
+    out = evaluators.linear_probe(features[fit], labels[fit], features[score],
+                                  labels[score])
+    return {**out, 'protocol': 'half of the evaluation set'}
+  train_features = trainer.embed(train_source)['features']
+  out = evaluators.linear_probe(train_features, train_source.labels, features,
+                                labels)
+  return {**out, 'protocol': f'{train_source.name} -> {eval_source.name}'}
+
+
+def _latent_stats(trainer, eval_source) -> dict:
+  config = trainer.config
+  rng = np.random.default_rng(config.seed)
+  n = min(len(eval_source), evaluators.LATENT_STATS_IMAGES)
+  chosen = np.sort(rng.permutation(len(eval_source))[:n])
+  images = data_lib.to_float(eval_source.images[chosen])
+  views = []
+  for _ in range(2):
+    augmented = data_lib.augment_digits(images, rng, config.aug)
+    views.append(trainer.embed(data_lib.ArraySource(
+        augmented, eval_source.labels[chosen], eval_source.num_classes,
+        eval_source.name)))
+  return evaluators.latent_stats(views[0], views[1],
+                                 eval_source.labels[chosen],
+                                 config.loss.temperature)
 
 
 class MetricsWriter:
@@ -255,7 +300,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in `workdir` and returns the final evaluation."""
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(config, workdir)
-  source = data_lib.load_source(config.data)
+  source = data_lib.load_source(config.data, config.data.train_split)
+  eval_source = source
+  if config.data.eval_split != config.data.train_split:
+    eval_source = data_lib.load_source(config.data, config.data.eval_split)
   mesh = make_mesh()
   trainer = Trainer(config, mesh, source.images.shape[1:], len(source))
   total_steps = trainer.total_steps
@@ -266,11 +314,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           max_to_keep=config.keep_checkpoints, create=True))
 
   start_step = _restore_latest(manager, trainer, workdir)
+  if start_step == 0 and config.init_from:
+    trainer.state = load_weights(config.init_from, trainer.state)
   if start_step >= total_steps:
     logging.info('Run already finished at step %d (total_steps=%d); '
                  'evaluating the final checkpoint only.', start_step,
                  total_steps)
-    result = trainer.evaluate(source)
+    result = trainer.evaluate(eval_source, source)
     _log_eval(start_step, result)
     manager.close()
     return result
@@ -279,7 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                '%d devices.', config.method, source.name, len(source),
                total_steps, config.batch_size, mesh.size)
   dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
-                                   seed=config.seed, aug_config=config.aug)
+                                   seed=config.seed, aug_config=config.aug,
+                                   weak_view_a=config.method == 'selflabel')
   batches = data_lib.train_iterator(dataset, start_step,
                                     num_threads=config.data.num_threads)
   result = None
@@ -302,11 +353,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       elapsed = time.time() - interval_start
       rate = interval_steps / max(elapsed, 1e-9)
       eta = (total_steps - step) / rate
-      logging.info('step %d/%d loss %.4f (infonce %.4f, eq %.4f) | %.1f steps/s '
-                   '%.0f img/s | elapsed %s ETA %s', step, total_steps,
-                   metrics['loss'], metrics['infonce'],
-                   metrics['equipartition'], rate,
-                   rate * config.batch_size,
+      terms = ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
+                        if k not in ('loss', 'grad_norm'))
+      logging.info('step %d/%d loss %.4f (%s) | %.1f steps/s %.0f img/s | '
+                   'elapsed %s ETA %s', step, total_steps, metrics['loss'],
+                   terms or '-', rate, rate * config.batch_size,
                    _format_time(time.time() - run_start), _format_time(eta))
       writer.write({'step': step, 'split': 'train', 'steps_per_sec': rate,
                     **metrics})
@@ -315,7 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       manager.save(step, args=ocp.args.StandardSave(trainer.state))
     if step == total_steps or (config.eval_every_steps and
                                step % config.eval_every_steps == 0):
-      result = trainer.evaluate(source)
+      result = trainer.evaluate(eval_source, source)
       writer.write({'step': step, 'split': 'eval', **result})
       _log_eval(step, result)
   manager.wait_until_finished()
@@ -326,7 +377,59 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _log_eval(step: int, result: dict) -> None:
-  logging.info('eval step %d: ACC %.4f NMI %.4f ARI %.4f | cluster sizes %s '
-               '(size entropy %.3f)', step, result['acc'], result['nmi'],
-               result['ari'], result['cluster_sizes'],
-               result['cluster_size_entropy'])
+  logging.info('eval step %d (%s): ACC %.4f NMI %.4f ARI %.4f | cluster sizes '
+               '%s (size entropy %.3f)', step, result['evaluator'],
+               result['acc'], result['nmi'], result['ari'],
+               result['cluster_sizes'], result['cluster_size_entropy'])
+  for name, extra in result.items():
+    if name == 'latent_stats':
+      logging.info('eval step %d latent_stats: %s', step,
+                   evaluators.format_latent_stats(extra))
+    elif isinstance(extra, dict):
+      logging.info('eval step %d %s: %s', step, name, ', '.join(
+          f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+          for k, v in extra.items()))
+
+
+def load_weights(init_from: str, state: TrainState) -> TrainState:
+  """Parameters and BatchNorm statistics from the newest checkpoint of the
+  workdir `init_from` (optimiser state and step start fresh). Every parameter
+  must be present with the same shape; extra ones are an error too."""
+  directory = os.path.abspath(os.path.join(init_from, 'checkpoints'))
+  manager = ocp.CheckpointManager(directory)
+  step = manager.latest_step()
+  if step is None:
+    raise TrainingFailure(f'config.init_from={init_from!r} holds no '
+                          f'checkpoint (looked in {directory})')
+  restored = manager.restore(step, args=ocp.args.StandardRestore())
+  manager.close()
+  loaded = {'params': restored['params'],
+            'batch_stats': restored['batch_stats']}
+  expected = {'params': state.params, 'batch_stats': state.batch_stats}
+  _check_same_tree(loaded, expected, init_from)
+  logging.info('Initialised weights from %s (step %d)', init_from, step)
+  cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),
+                                         old.sharding)
+  return state.replace(
+      params=jax.tree.map(cast, loaded['params'], state.params),
+      batch_stats=jax.tree.map(cast, loaded['batch_stats'],
+                               state.batch_stats))
+
+
+def _check_same_tree(loaded, expected, source: str) -> None:
+  flat_loaded = {jax.tree_util.keystr(k): v for k, v in
+                 jax.tree_util.tree_flatten_with_path(loaded)[0]}
+  flat_expected = {jax.tree_util.keystr(k): v for k, v in
+                   jax.tree_util.tree_flatten_with_path(expected)[0]}
+  missing = sorted(set(flat_expected) - set(flat_loaded))
+  unexpected = sorted(set(flat_loaded) - set(flat_expected))
+  if missing or unexpected:
+    raise TrainingFailure(
+        f'{source} does not match this model: {len(missing)} missing '
+        f'(first: {missing[:3]}), {len(unexpected)} unexpected (first: '
+        f'{unexpected[:3]})')
+  for key, value in flat_expected.items():
+    if tuple(flat_loaded[key].shape) != tuple(value.shape):
+      raise TrainingFailure(
+          f'{source}: {key} has shape {tuple(flat_loaded[key].shape)}, this '
+          f'model needs {tuple(value.shape)}')

@@ -34,3 +34,14 @@ def test_collapse_shows_in_sizes_and_entropy():
 def test_shape_mismatch_is_an_error():
   with pytest.raises(ValueError, match='shape'):
     metrics.clustering_metrics(np.zeros(3, int), np.zeros(4, int), 2)
+
+
+def test_more_clusters_than_classes_maps_many_to_one():
+  labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+  # Class 0 split over clusters 0 and 1; cluster 2 mostly class 1.
+  predictions = np.array([0, 0, 1, 1, 2, 2, 2, 1])
+  # Majority mapping: 0 -> 0 (2), 1 -> 0 (2 of 3), 2 -> 1 (3): 7 of 8.
+  assert metrics.cluster_accuracy(predictions, labels, 3) == pytest.approx(7 / 8)
+  # One-to-one would have to leave a cluster unmatched: at most 6 of 8.
+  counts = metrics.contingency(predictions, labels, 3, 2)
+  assert counts.max(axis=1).sum() == 7

@@ -82,3 +82,69 @@ def test_bad_names_are_rejected():
   with pytest.raises(ValueError, match='stem'):
     models.make_backbone('resnet18', stem='big').init(
         jax.random.key(0), jnp.zeros((1, 8, 8, 1)), False)
+
+
+@pytest.mark.parametrize('heads,keys', [
+    ('cc', {'c': 10, 's': 16}), ('cd', {'f': 24, 's': 16}),
+    ('instance', {'s': 16})])
+def test_peer_heads(heads, keys):
+  model = models.ClusteringModel(
+      backbone=models.make_backbone('resnet10', 0.125, 'small'),
+      num_clusters=10, instance_dim=16, head_hidden_dims=(32,), heads=heads,
+      num_features=24)
+  x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
+  variables = model.init(jax.random.key(0), x, False)
+  out, _ = model.apply(variables, x, True, mutable=['batch_stats'])
+  assert set(out) == set(keys) | {'features'}
+  for key, dim in keys.items():
+    assert out[key].shape == (6, dim)
+  if heads == 'cd':  # Sigmoid predictions from a predictor ending in BN.
+    assert (out['f'] > 0).all() and (out['f'] < 1).all()
+    assert 'bn1' in variables['batch_stats']['feature_predictor']
+  if heads == 'cc':  # No BatchNorm in CC's heads.
+    assert 'instance_head' not in variables.get('batch_stats', {})
+
+
+def _batch_norm_pair(groups):
+  x = jax.random.normal(jax.random.key(0), (16, 3, 3, 5)) * 2 + 1
+  ours = models.BatchNorm(use_running_average=False, groups=groups)
+  variables = ours.init(jax.random.key(1), x)
+  variables = {'params': {'scale': jnp.arange(1., 6.), 'bias': jnp.ones(5)},
+               'batch_stats': variables['batch_stats']}
+  y, stats = ours.apply(variables, x, mutable=['batch_stats'])
+  return x, variables, y, stats['batch_stats']
+
+
+def test_batch_norm_matches_flax_when_synchronised():
+  x, variables, y, stats = _batch_norm_pair(groups=1)
+  flax_bn = models.nn.BatchNorm(use_running_average=False, momentum=0.9,
+                                epsilon=1e-5)
+  y_ref, stats_ref = flax_bn.apply(variables, x, mutable=['batch_stats'])
+  np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6),
+               stats, stats_ref['batch_stats'])
+  frozen = models.BatchNorm(use_running_average=True)
+  eval_vars = {'params': variables['params'], 'batch_stats': stats}
+  np.testing.assert_allclose(
+      frozen.apply(eval_vars, x),
+      models.nn.BatchNorm(use_running_average=True, epsilon=1e-5).apply(
+          eval_vars, x), rtol=1e-5, atol=1e-5)
+
+
+def test_per_device_batch_norm_normalises_each_slice():
+  x, variables, y, stats = _batch_norm_pair(groups=4)
+  x, y = np.asarray(x, np.float64), np.asarray(y)
+  scale = np.arange(1., 6.)
+  means, variances = [], []
+  for g in range(4):
+    part = x[4 * g:4 * (g + 1)]
+    mean, var = part.mean((0, 1, 2)), part.var((0, 1, 2))
+    means.append(mean)
+    variances.append(var)
+    np.testing.assert_allclose(
+        y[4 * g:4 * (g + 1)], (part - mean) / np.sqrt(var + 1e-5) * scale + 1,
+        rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(stats['mean'], 0.1 * np.mean(means, 0),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(stats['var'], 0.9 + 0.1 * np.mean(variances, 0),
+                             rtol=1e-5)

@@ -1,0 +1,137 @@
+"""Evaluators: turn the network's outputs on the evaluation set into metrics.
+
+Each works on host arrays of embeddings (from `Trainer.embed`), so the same
+code scores every method:
+
+  cluster_head     argmax of the cluster head (CDC, CC, self-labeling).
+  kmeans_features  k-means (K = num_clusters) on the pooled backbone features.
+  kmeans_head      k-means on the head output: CD's feature predictions, the
+                   L2-normalised instance vector otherwise.
+  linear_probe     logistic regression on frozen, standardised backbone
+                   features, fitted on the train split and scored on the
+                   evaluation split (ACC only; it uses the labels).
+  latent_stats     CDC's Table VII: mean +- std of c_hat.c_hat' and
+                   s_hat.s_hat' for augmented pairs, same-class and
+                   different-class pairs, and the negative weights
+                   w_ij = exp((c_i.c_j - c_i.c_i') / tau) by pair type.
+"""
+
+import numpy as np
+from sklearn import cluster as sk_cluster
+from sklearn import linear_model
+from sklearn import preprocessing
+
+from cdcjax import metrics as metrics_lib
+
+EVALUATORS = ('cluster_head', 'kmeans_features', 'kmeans_head',
+              'linear_probe', 'latent_stats')
+CLUSTERING_EVALUATORS = ('cluster_head', 'kmeans_features', 'kmeans_head')
+# How many images latent_stats uses: its pair tables are quadratic.
+LATENT_STATS_IMAGES = 1000
+
+
+def _normalize(x):
+  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def kmeans(x: np.ndarray, num_clusters: int, seed: int) -> np.ndarray:
+  return sk_cluster.KMeans(num_clusters, n_init=10,
+                           random_state=seed).fit_predict(x)
+
+
+def head_embedding(embeddings: dict) -> np.ndarray:
+  if 'f' in embeddings:
+    return embeddings['f']
+  return _normalize(embeddings['s'])
+
+
+def cluster_predictions(name: str, embeddings: dict, num_clusters: int,
+                        seed: int) -> np.ndarray:
+  if name == 'cluster_head':
+    if 'c' not in embeddings:
+      raise ValueError('evaluator cluster_head needs a method with a cluster '
+                       'head (cdc, cc, selflabel)')
+    return np.argmax(embeddings['c'], axis=1)
+  if name == 'kmeans_features':
+    return kmeans(embeddings['features'], num_clusters, seed)
+  if name == 'kmeans_head':
+    return kmeans(head_embedding(embeddings), num_clusters, seed)
+  raise ValueError(f'evaluator {name!r} does not cluster; clustering '
+                   f'evaluators: {CLUSTERING_EVALUATORS}')
+
+
+def linear_probe(train_features, train_labels, test_features,
+                 test_labels) -> dict:
+  scaler = preprocessing.StandardScaler().fit(train_features)
+  probe = linear_model.LogisticRegression(max_iter=1000)
+  probe.fit(scaler.transform(train_features), train_labels)
+  accuracy = probe.score(scaler.transform(test_features), test_labels)
+  return {'acc': float(accuracy), 'num_train': int(len(train_labels)),
+          'num_test': int(len(test_labels))}
+
+
+def _mean_std(values: np.ndarray) -> list:
+  return [float(values.mean()), float(values.std())] if values.size else [
+      float('nan'), float('nan')]
+
+
+def latent_stats(view_a: dict, view_b: dict, labels: np.ndarray,
+                 temperature: float) -> dict:
+  """Table VII of the CDC paper plus the negative-weight statistics.
+
+  view_a, view_b: embeddings ('c', 's') of two augmentations of the same
+  images. Pairs (i, j), i != j, are split by label into same-class and
+  different-class; the augmented pair is (i, i').
+  """
+  c_a, c_b = _normalize(view_a['c']), _normalize(view_b['c'])
+  s_a, s_b = _normalize(view_a['s']), _normalize(view_b['s'])
+  same = labels[:, None] == labels[None, :]
+  off_diagonal = ~np.eye(len(labels), dtype=bool)
+  result = {}
+  for name, a, b in (('c', c_a, c_b), ('s', s_a, s_b)):
+    gram = a @ a.T
+    result[f'{name}_augmented'] = _mean_std(np.sum(a * b, axis=1))
+    result[f'{name}_same_class'] = _mean_std(gram[same & off_diagonal])
+    result[f'{name}_different_class'] = _mean_std(gram[~same])
+  positive = np.sum(c_a * c_b, axis=1)
+  weights = np.exp((c_a @ c_a.T - positive[:, None]) / temperature)
+  result['w_same_class'] = _mean_std(weights[same & off_diagonal])
+  result['w_different_class'] = _mean_std(weights[~same])
+  return result
+
+
+def format_latent_stats(stats: dict) -> str:
+  rows = []
+  for key in ('c', 's', 'w'):
+    cells = [f'{kind} {stats[f"{key}_{kind}"][0]:+.3f} +- '
+             f'{stats[f"{key}_{kind}"][1]:.3f}'
+             for kind in ('augmented', 'same_class', 'different_class')
+             if f'{key}_{kind}' in stats]
+    rows.append(f'{key}: ' + ', '.join(cells))
+  return '; '.join(rows)
+
+
+def check_evaluators(names, has_cluster_head: bool, method: str) -> None:
+  """Raises ValueError naming a bad evaluator before any training."""
+  if not names:
+    raise ValueError('config.evaluators is empty; choose from '
+                     f'{EVALUATORS}')
+  for name in names:
+    if name not in EVALUATORS:
+      raise ValueError(f'config.evaluators has {name!r}; allowed: '
+                       f'{EVALUATORS}')
+  if names[0] not in CLUSTERING_EVALUATORS:
+    raise ValueError(f'config.evaluators[0]={names[0]!r} must cluster (it '
+                     f'gives acc/nmi/ari): one of {CLUSTERING_EVALUATORS}')
+  if 'cluster_head' in names and not has_cluster_head:
+    raise ValueError(f"config.evaluators has 'cluster_head' but method "
+                     f'{method!r} has no cluster head; use kmeans_features '
+                     'or kmeans_head')
+  if 'latent_stats' in names and method != 'cdc':
+    raise ValueError("config.evaluators has 'latent_stats', which is defined "
+                     f'for cdc only, not {method!r}')
+
+
+def clustering_result(name, embeddings, labels, num_clusters, seed) -> dict:
+  predictions = cluster_predictions(name, embeddings, num_clusters, seed)
+  return metrics_lib.clustering_metrics(predictions, labels, num_clusters)

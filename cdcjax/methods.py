@@ -1,0 +1,99 @@
+"""The methods: which heads each one trains, its loss, and its cluster logits.
+
+  cdc        CDC: cluster logits c and instance factors s, InfoNCE on
+             [c_hat; s_hat] plus the Sinkhorn equipartition term.
+  cc         Contrastive Clustering: instance NT-Xent, cluster-column contrast
+             and the marginal-entropy term.
+  cd         Contrastive Disentangling: instance NT-Xent, feature-column
+             contrast and the normalised binary entropy (no K in training).
+  simclr     Instance-only contrastive baseline (NT-Xent), clustered by k-means.
+  selflabel  SCAN's self-labeling stage on the cluster head of a trained CDC or
+             CC model (`init_from`); view a is the weak (evaluation) view and
+             view b the strong one.
+
+Every loss function returns a dict of scalars whose 'loss' entry is minimised;
+the others are logged.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from cdcjax import losses
+from cdcjax import models
+
+METHODS = ('cdc', 'cc', 'cd', 'simclr', 'selflabel')
+SELF_LABEL_SOURCES = ('cdc', 'cc')  # Methods with a cluster head.
+
+
+def heads(config) -> str:
+  """The head set (models.HEADS) a method trains."""
+  if config.method == 'selflabel':
+    return config.self_label.source_method
+  return {'cdc': 'cdc', 'cc': 'cc', 'cd': 'cd', 'simclr': 'instance'}[
+      config.method]
+
+
+def has_cluster_head(config) -> bool:
+  return heads(config) in ('cdc', 'cc')
+
+
+def make_model(config, bn_groups: int = 1) -> models.ClusteringModel:
+  return models.make_model(config.model, config.num_clusters, heads(config),
+                           bn_groups)
+
+
+def cluster_logits(config, outputs: dict) -> jax.Array:
+  """Logits whose softmax is the method's cluster posterior.
+
+  CDC: p = softmax(c_hat / tau_c) (the paper's prediction); CC: the cluster
+  head before its softmax.
+  """
+  kind = heads(config)
+  if kind == 'cdc':
+    c = outputs['c'].astype(jnp.float32)
+    if config.loss.normalize_c:
+      c = losses.l2_normalize(c)
+    return c / config.loss.cluster_temperature
+  if kind == 'cc':
+    return outputs['c'].astype(jnp.float32)
+  raise ValueError(f'method {config.method!r} has no cluster head')
+
+
+def loss(config, out_a: dict, out_b: dict) -> dict:
+  """The method's loss on the outputs for views a and b of one global batch."""
+  method = config.method
+  if method == 'cdc':
+    lc = config.loss
+    result = losses.cdc_loss(
+        out_a['c'], out_a['s'], out_b['c'], out_b['s'],
+        temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
+        equipartition_weight=lc.equipartition_weight,
+        sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
+        sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
+        use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition)
+  elif method == 'cc':
+    result = losses.cc_loss(
+        out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),
+        jax.nn.softmax(out_b['c'].astype(jnp.float32)),
+        instance_temperature=config.cc.instance_temperature,
+        cluster_temperature=config.cc.cluster_temperature,
+        entropy_weight=config.cc.entropy_weight)
+  elif method == 'cd':
+    result = losses.cd_loss(
+        out_a['s'], out_b['s'], out_a['f'].astype(jnp.float32),
+        out_b['f'].astype(jnp.float32),
+        instance_temperature=config.cd.instance_temperature,
+        feature_temperature=config.cd.feature_temperature,
+        entropy_weight=config.cd.entropy_weight)
+  elif method == 'simclr':
+    return {'loss': losses.nt_xent(out_a['s'], out_b['s'],
+                                   config.simclr.temperature)}
+  elif method == 'selflabel':
+    result = losses.self_label_loss(
+        cluster_logits(config, out_a), cluster_logits(config, out_b),
+        threshold=config.self_label.threshold,
+        class_balance=config.self_label.class_balance)
+  else:
+    raise ValueError(f'config.method={method!r}; allowed: {METHODS}')
+  values = result._asdict()
+  return {'loss': values.pop('total'), **values}

@@ -186,3 +186,98 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
                                 methods.has_cluster_head(c), c.method)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+
+
+# Evaluators each method reports by default; the first gives acc/nmi/ari.
+METHOD_EVALUATORS = {
+    'cdc': ('cluster_head', 'kmeans_features', 'linear_probe', 'latent_stats'),
+    'cc': ('cluster_head', 'kmeans_features', 'linear_probe'),
+    'cd': ('kmeans_head', 'kmeans_features', 'linear_probe'),
+    'simclr': ('kmeans_features', 'kmeans_head', 'linear_probe'),
+    'selflabel': ('cluster_head', 'kmeans_features', 'linear_probe'),
+}
+
+
+def set_method(c: ml_collections.ConfigDict, method: str,
+               arg: str | None = None) -> ml_collections.ConfigDict:
+  """Switches a dataset config to `method` with that method's evaluators.
+
+  The self-labeling stage trains briefly with a small learning rate from the
+  checkpoint in init_from (SCAN: Adam 1e-4, weight decay 1e-4).
+  """
+  if method not in METHODS:
+    raise ValueError(f'method {method!r}; allowed: {METHODS}')
+  c.method = method
+  c.evaluators = METHOD_EVALUATORS[method]
+  if method == 'selflabel':
+    c.optimizer.name = 'adam'
+    c.optimizer.learning_rate = 1e-4
+    c.optimizer.weight_decay = 1e-4
+    c.num_epochs = max(1, c.num_epochs // 4)
+    if arg == 'tiny':
+      c.evaluators = ('cluster_head',)
+  if arg == 'tiny' and method == 'cdc':
+    c.evaluators = ('cluster_head', 'kmeans_features', 'latent_stats')
+  return c
+
+
+def _check_arg(arg):
+  if arg not in (None, '', 'tiny'):
+    raise ValueError(f"config argument {arg!r}; allowed: none or 'tiny'")
+
+
+def _tiny(c):
+  """A few steps of a very small network: smoke tests and CI."""
+  c.model.width = 0.125
+  c.model.head_hidden_dims = (32,)
+  c.model.instance_dim = 16
+  c.model.num_features = 16
+  c.batch_size = 64
+  c.eval_batch_size = 256
+  c.total_steps = 12
+  c.log_every_steps = 4
+  c.checkpoint_every_steps = 4
+  return c
+
+
+def _small_cpu_model(c):
+  c.model.backbone = 'resnet10'  # One block per stage: 2x faster on CPU.
+  c.model.stem = 'small'
+  c.model.width = 0.25
+  c.model.head_hidden_dims = (256,)
+  c.model.instance_dim = 64
+  c.model.num_features = 64
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.weight_decay = 0.0
+
+
+def digits(arg: str | None = None) -> ml_collections.ConfigDict:
+  """scikit-learn's 8x8 digits, all 1,797 images (no split)."""
+  _check_arg(arg)
+  c = base_config()
+  c.data.name = 'digits'
+  c.data.image_size = 8
+  c.num_clusters = 10
+  c.batch_size = 256
+  c.num_epochs = 200
+  c.log_every_steps = 100
+  c.checkpoint_every_steps = 200
+  _small_cpu_model(c)
+  return _tiny(c) if arg == 'tiny' else c
+
+
+def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """MNIST or USPS from the shared .npz files, at 16x16: train on the train
+  split, evaluate on the test split (the CDC paper's protocol)."""
+  _check_arg(arg)
+  c = digits(arg)
+  c.data.name = name
+  c.data.image_size = 16
+  c.data.train_split = 'train'
+  c.data.eval_split = 'test'
+  c.eval_batch_size = 1024 if arg != 'tiny' else 256
+  c.num_epochs = {'mnist': 25, 'usps': 100}[name]
+  c.log_every_steps = 100 if arg != 'tiny' else 4
+  c.checkpoint_every_steps = 500 if arg != 'tiny' else 4
+  return c

@@ -55,8 +55,9 @@ def main(argv):
   logging.info('Devices: %d (%s) on %d process(es).', jax.device_count(),
                jax.devices()[0].platform, jax.process_count())
   try:
+    train.check_inputs(config)
     train.train_and_evaluate(config, _WORKDIR.value)
-  except train.TrainingFailure as e:
+  except (train.TrainingFailure, FileNotFoundError) as e:
     _fail(str(e))
 
 

@@ -124,11 +124,13 @@ def make_embed_step(model):
 class Trainer:
   """Holds the compiled steps and shardings for one config and mesh."""
 
-  def __init__(self, config, mesh: Mesh, image_shape, num_examples: int):
+  def __init__(self, config, mesh: Mesh, image_shape, num_examples: int,
+               bn_groups: int | None = None):
     self.config = config
     self.mesh = mesh
     self.total_steps = num_train_steps(config, num_examples)
-    bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
+    if bn_groups is None:  # Per-device statistics: one group per device.
+      bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
     self.model = methods.make_model(config, bn_groups)
     self.optimizer = make_optimizer(config, self.total_steps)
     self.replicated = NamedSharding(mesh, P())
@@ -294,6 +296,20 @@ def _restore_latest(manager: ocp.CheckpointManager, trainer: Trainer,
   step = int(trainer.state.step)
   logging.info('Resumed from checkpoint at step %d in %s', step, workdir)
   return step
+
+
+def check_inputs(config) -> None:
+  """Fails before any data loading or compilation when an input is missing."""
+  if config.data.name != 'digits':
+    path = data_lib.npz_path(config.data)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'data file {path} for data.name='
+                              f'{config.data.name!r} does not exist')
+  if config.init_from:
+    directory = os.path.join(config.init_from, 'checkpoints')
+    if not os.path.isdir(directory) or not os.listdir(directory):
+      raise TrainingFailure(f'config.init_from={config.init_from!r} holds no '
+                            f'checkpoints (looked in {directory})')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -115,6 +115,21 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert 'step 4/12' not in again.stderr
   assert _records(workdir) == records
   assert _snapshot(os.path.join(workdir, 'checkpoints')) == checkpoints
+  # The tiny CDC config also runs k-means and the latent statistics.
+  assert set(evals[0]['kmeans_features']) == {'acc', 'nmi', 'ari'}
+  stats = evals[0]['latent_stats']
+  assert len(stats['c_augmented']) == 2 and len(stats['w_same_class']) == 2
+  assert 'latent_stats: c:' in result.stderr
+
+  # The self-labeling stage starts from this run's checkpoint.
+  selflabel = str(tmp_path / 'selflabel')
+  result = _run(['--config=configs/digits_selflabel.py:tiny',
+                 f'--workdir={selflabel}', f'--config.init_from={workdir}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f'Initialised weights from {workdir} (step 12)' in result.stderr
+  evals = [r for r in _records(selflabel) if r['split'] == 'eval']
+  assert evals[-1]['step'] == 12 and evals[-1]['evaluator'] == 'cluster_head'
+  assert 'confident_fraction' in result.stderr
 
 
 def test_changed_config_is_refused_in_existing_workdir(tmp_path):
@@ -175,3 +190,40 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
   assert len(errors) == 1 and 'non-finite loss at step' in errors[0]
   assert 'last good checkpoint' in errors[0]
   assert 'Traceback' not in result.stderr
+
+
+def test_self_label_needs_a_trained_workdir(tmp_path):
+  result = _run(['--config=configs/digits_selflabel.py:tiny',
+                 f'--workdir={tmp_path}/run'])
+  assert result.returncode != 0
+  assert 'config.init_from' in _error_lines(result)[0]
+  (tmp_path / 'empty').mkdir()
+  result = _run(['--config=configs/digits_selflabel.py:tiny',
+                 f'--workdir={tmp_path}/run2',
+                 f'--config.init_from={tmp_path}/empty'])
+  assert result.returncode != 0 and 'holds no checkpoints' in result.stderr
+  assert not os.path.exists(tmp_path / 'run2')
+
+
+def test_missing_data_file_fails_before_work(tmp_path):
+  result = _run(['--config=configs/usps_cdc.py:tiny', f'--workdir={tmp_path}/r',
+                 f'--config.data.path={tmp_path}/nothing.npz'])
+  assert result.returncode != 0
+  errors = _error_lines(result)
+  assert len(errors) == 1 and 'nothing.npz' in errors[0]
+  assert not os.path.exists(tmp_path / 'r')
+
+
+SHARED_DATA = os.path.join(REPO_ROOT, '..', 'shared', 'datasets')
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(SHARED_DATA, 'usps.npz')),
+                    reason='../shared/datasets/usps.npz is not on this machine')
+def test_usps_tiny_trains_on_train_split_and_scores_test_split(tmp_path):
+  workdir = str(tmp_path / 'usps')
+  result = _run(['--config=configs/usps_cc.py:tiny', f'--workdir={workdir}',
+                 f'--config.data.path={SHARED_DATA}/usps.npz'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'usps:train (7291 images)' in result.stderr
+  evals = [r for r in _records(workdir) if r['split'] == 'eval']
+  assert evals[-1]['num_examples'] == 2007  # The whole test split.

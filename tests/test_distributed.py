@@ -1,45 +1,80 @@
-"""One training step on 1 and on 4 (fake CPU) devices gives the same result."""
+"""One training step on 1 and on several (fake CPU) devices gives the same
+result, for every method; per-device BatchNorm is a real switch."""
 
 import jax
 import numpy as np
 import pytest
 
+from cdcjax import config_common
 from cdcjax import data
+from cdcjax import methods
 from cdcjax import train
-from configs import digits_cdc
+
+pytestmark = pytest.mark.skipif(
+    jax.device_count() < 8, reason='needs 8 devices; set JAX_NUM_CPU_DEVICES=8 '
+    '(tests/conftest.py does)')
 
 
-def _one_step(num_devices, config, source):
-  mesh = train.make_mesh(jax.devices()[:num_devices])
-  trainer = train.Trainer(config, mesh, source.images.shape[1:], len(source))
-  dataset = data.train_dataset(source, batch_size=config.batch_size,
-                               seed=config.seed, aug_config=config.aug)
-  metrics = trainer.step(dataset[0])
-  state = jax.device_get(trainer.state)
-  return jax.device_get(metrics), state, trainer
-
-
-@pytest.mark.skipif(jax.device_count() < 4, reason='needs 4 devices; set '
-                    'JAX_NUM_CPU_DEVICES=8 (tests/conftest.py does)')
-def test_one_step_same_on_1_and_4_devices():
-  config = digits_cdc.get_config('tiny')
+def _config(method):
+  config = config_common.set_method(config_common.digits('tiny'), method,
+                                    'tiny')
   config.batch_size = 32
-  source = data.load_digits(8)
-  metrics_1, state_1, trainer_1 = _one_step(1, config, source)
-  metrics_4, state_4, trainer_4 = _one_step(4, config, source)
-  # The 4-device step really split the batch over 4 devices.
-  batch = trainer_4.to_global({'view_a': np.zeros((32, 8, 8, 1), np.float32)})
-  assert len(batch['view_a'].sharding.device_set) == 4
-  assert batch['view_a'].addressable_shards[0].data.shape[0] == 8
-  for key in ('loss', 'infonce', 'equipartition'):
-    np.testing.assert_allclose(metrics_1[key], metrics_4[key], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
+  if method == 'selflabel':  # Low threshold: some samples pass at init.
+    config.self_label.threshold = 0.5
+  return config
+
+
+def _one_step(num_devices, config, source, bn_groups=None):
+  mesh = train.make_mesh(jax.devices()[:num_devices])
+  trainer = train.Trainer(config, mesh, source.images.shape[1:], len(source),
+                          bn_groups=bn_groups)
+  dataset = data.train_dataset(source, batch_size=config.batch_size,
+                               seed=config.seed, aug_config=config.aug,
+                               weak_view_a=config.method == 'selflabel')
+  init = jax.device_get(trainer.state)
+  metrics = trainer.step(dataset[0])
+  return jax.device_get(metrics), jax.device_get(trainer.state), trainer, init
+
+
+def _assert_same_state(a, b):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4,
                                                         atol=1e-6),
-               (state_1.params, state_1.batch_stats),
-               (state_4.params, state_4.batch_stats))
+               (a.params, a.batch_stats), (b.params, b.batch_stats))
+
+
+@pytest.mark.parametrize('method', methods.METHODS)
+def test_one_step_same_on_1_and_8_devices(method):
+  config = _config(method)
+  source = data.load_digits(8)
+  metrics_1, state_1, _, init = _one_step(1, config, source)
+  metrics_8, state_8, trainer_8, _ = _one_step(8, config, source)
+  # The 8-device step really split the batch over 8 devices.
+  batch = trainer_8.to_global({'view_a': np.zeros((32, 8, 8, 1), np.float32)})
+  assert len(batch['view_a'].sharding.device_set) == 8
+  assert batch['view_a'].addressable_shards[0].data.shape[0] == 4
+  assert set(metrics_1) == set(metrics_8)
+  for key in metrics_1:
+    np.testing.assert_allclose(metrics_1[key], metrics_8[key], rtol=1e-5,
+                               atol=1e-6, err_msg=key)
+  _assert_same_state(state_1, state_8)
   # The step changed the parameters, so the comparison is not vacuous.
-  init = jax.device_get(train.Trainer(config, train.make_mesh(
-      jax.devices()[:1]), source.images.shape[1:], len(source)).state)
   moved = jax.tree.leaves(jax.tree.map(lambda a, b: np.abs(a - b).max(),
                                        init.params, state_1.params))
-  assert max(moved) > 1e-4
+  assert max(moved) > 1e-5
+  if method == 'selflabel':
+    assert metrics_1['confident_fraction'] > 0
+
+
+def test_per_device_batch_norm():
+  config = _config('cdc')
+  config.model.batch_norm = 'per_device'
+  source = data.load_digits(8)
+  metrics_8, state_8, _, _ = _one_step(8, config, source)
+  # Same as one device computing statistics over 8 slices of 4.
+  metrics_ref, state_ref, _, _ = _one_step(1, config, source, bn_groups=8)
+  np.testing.assert_allclose(metrics_8['loss'], metrics_ref['loss'], rtol=1e-5)
+  _assert_same_state(state_8, state_ref)
+  # And not the same as synchronised BatchNorm.
+  config.model.batch_norm = 'global'
+  metrics_global, _, _, _ = _one_step(8, config, source)
+  assert abs(metrics_global['loss'] - metrics_8['loss']) > 1e-4

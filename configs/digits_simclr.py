@@ -1,0 +1,15 @@
+r"""the instance-only contrastive baseline (SimCLR-style) on scikit-learn's 8x8 digits.
+
+  python -m cdcjax.main --config=configs/digits_simclr.py --workdir=/tmp/digits_simclr
+
+NT-Xent (tau 0.5) on the instance head; clustered by k-means on backbone features.
+Same data, backbone, optimiser and budget as configs/digits_cdc.py (see its
+docstring); only the method differs. Measured results: README, "Methods on
+digits".
+"""
+
+from cdcjax import config_common
+
+
+def get_config(arg: str | None = None):
+  return config_common.set_method(config_common.digits(arg), 'simclr', arg)

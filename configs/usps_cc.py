@@ -1,0 +1,17 @@
+r"""Method 'cc' on USPS (shared .npz, resized to 16x16): train on the train
+split, evaluate on the test split.
+
+  export CDCJAX_DATA_DIR=../shared/datasets   # holds usps.npz
+  python -m cdcjax.main --config=configs/usps_cc.py --workdir=/tmp/usps_cc
+
+Tiny variant: configs/usps_cc.py:tiny. ResNet-10 width 0.25, small stem,
+batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
+Not yet measured: no result is claimed for this config.
+"""
+
+from cdcjax import config_common
+
+
+def get_config(arg: str | None = None):
+  return config_common.set_method(config_common.handwritten('usps', arg), 'cc',
+                                  arg)

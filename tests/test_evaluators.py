@@ -1,0 +1,129 @@
+"""Evaluators on hand-made embeddings, and the .npz source."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cdcjax import data
+from cdcjax import evaluators
+
+
+def _blobs(n_per_class=30, k=3, dim=5, seed=0):
+  rng = np.random.default_rng(seed)
+  centres = 10 * np.eye(k, dim)
+  labels = np.repeat(np.arange(k), n_per_class)
+  return centres[labels] + rng.normal(size=(len(labels), dim)), labels
+
+
+def test_kmeans_evaluators_find_separated_clusters():
+  x, labels = _blobs()
+  emb = {'features': x, 's': x}
+  for name in ('kmeans_features', 'kmeans_head'):
+    result = evaluators.clustering_result(name, emb, labels, 3, seed=0)
+    assert result['acc'] == 1.0
+  # CD's feature predictions are used as they are.
+  assert evaluators.head_embedding({'s': x, 'f': x[:, :2]}).shape == (90, 2)
+
+
+def test_cluster_head_is_argmax():
+  c = np.array([[0.1, 2.0], [3.0, 0.0], [0.0, 1.0]])
+  result = evaluators.clustering_result('cluster_head', {'c': c},
+                                        np.array([1, 0, 1]), 2, seed=0)
+  assert result['acc'] == 1.0 and result['cluster_sizes'] == [1, 2]
+
+
+def test_linear_probe_separable_and_chance():
+  x, labels = _blobs(seed=1)
+  out = evaluators.linear_probe(x[::2], labels[::2], x[1::2], labels[1::2])
+  assert out['acc'] == 1.0 and out['num_train'] == 45
+  noise = np.random.default_rng(2).normal(size=x.shape)
+  out = evaluators.linear_probe(noise[::2], labels[::2], noise[1::2],
+                                labels[1::2])
+  assert out['acc'] < 0.7
+
+
+def test_latent_stats_against_direct_computation():
+  rng = np.random.default_rng(3)
+  labels = np.array([0, 0, 1, 1, 2])
+  a = {'c': rng.normal(size=(5, 3)), 's': rng.normal(size=(5, 4))}
+  b = {'c': rng.normal(size=(5, 3)), 's': rng.normal(size=(5, 4))}
+  stats = evaluators.latent_stats(a, b, labels, temperature=0.5)
+  unit = lambda v: v / np.linalg.norm(v)
+  augmented = [unit(a['c'][i]) @ unit(b['c'][i]) for i in range(5)]
+  same = [unit(a['c'][i]) @ unit(a['c'][j]) for i in range(5)
+          for j in range(5) if i != j and labels[i] == labels[j]]
+  different = [unit(a['s'][i]) @ unit(a['s'][j]) for i in range(5)
+               for j in range(5) if labels[i] != labels[j]]
+  weights = [np.exp((unit(a['c'][i]) @ unit(a['c'][j]) - augmented[i]) / 0.5)
+             for i in range(5) for j in range(5) if labels[i] != labels[j]]
+  np.testing.assert_allclose(stats['c_augmented'],
+                             [np.mean(augmented), np.std(augmented)])
+  np.testing.assert_allclose(stats['c_same_class'], [np.mean(same),
+                                                     np.std(same)])
+  np.testing.assert_allclose(stats['s_different_class'],
+                             [np.mean(different), np.std(different)])
+  np.testing.assert_allclose(stats['w_different_class'],
+                             [np.mean(weights), np.std(weights)])
+  assert 'c: augmented' in evaluators.format_latent_stats(stats)
+
+
+@pytest.mark.parametrize('names,has_head,method,message', [
+    (('nope',), True, 'cdc', "'nope'"),
+    (('linear_probe',), True, 'cdc', 'must cluster'),
+    (('cluster_head',), False, 'simclr', 'no cluster head'),
+    (('kmeans_features', 'latent_stats'), False, 'cd', 'cdc only'),
+])
+def test_bad_evaluator_choices(names, has_head, method, message):
+  with pytest.raises(ValueError, match=message):
+    evaluators.check_evaluators(names, has_head, method)
+
+
+def _write_npz(path, encoding):
+  # Smooth images, which JPEG keeps within a few grey levels.
+  ramp = np.linspace(0, 1, 8)[None, :, None, None] * np.linspace(
+      0.5, 1, 8)[None, None, :, None]
+  images = (200 * ramp * np.linspace(0.3, 1, 6)[:, None, None, None] *
+            np.ones(3)).astype(np.uint8)
+  arrays = {'labels': np.array([0, 1, 2, 0, 1, 2]),
+            'split': np.array([0, 0, 0, 0, 1, 1], np.int8),
+            'classes': np.array(['a', 'b', 'c'])}
+  if encoding == 'images':
+    arrays['images'] = images
+  else:
+    blobs = []
+    for image in images:
+      buffer = io.BytesIO()
+      Image.fromarray(image).save(buffer, format='JPEG', quality=95)
+      blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+    arrays['jpeg'] = np.concatenate(blobs)
+    arrays['offsets'] = np.cumsum([0] + [len(b) for b in blobs])
+  np.savez(path, **arrays)
+  return images
+
+
+@pytest.mark.parametrize('encoding', ['images', 'jpeg'])
+def test_npz_source_both_encodings_and_splits(tmp_path, encoding):
+  path = str(tmp_path / 'mine.npz')
+  images = _write_npz(path, encoding)
+  train = data.load_npz(path, 'train')
+  test = data.load_npz(path, 'test')
+  assert len(train) == 4 and len(test) == 2 and train.num_classes == 3
+  assert train.name == 'mine:train'
+  np.testing.assert_array_equal(test.labels, [1, 2])
+  error = np.abs(train.images.astype(int) - images[:4]).mean()
+  assert error == 0 if encoding == 'images' else error < 4  # JPEG is lossy.
+  item = train[0]['image']
+  assert item.dtype == np.float32 and 0 <= item.min() and item.max() <= 1
+  resized = data.load_npz(path, 'all', image_size=4)
+  assert resized.images.shape == (6, 4, 4, 3)
+
+
+def test_npz_source_errors(tmp_path):
+  with pytest.raises(FileNotFoundError, match='does not exist'):
+    data.load_npz(str(tmp_path / 'missing.npz'))
+  path = str(tmp_path / 'mine.npz')
+  _write_npz(path, 'images')
+  with pytest.raises(ValueError, match='split'):
+    data.load_npz(path, 'validation')

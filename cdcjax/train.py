@@ -205,7 +205,7 @@ def _linear_probe(trainer, embeddings, eval_source, train_source) -> dict:
   """Train split -> evaluation split; with no separate train split (digits),
   a fixed half of the evaluation set trains the probe and the rest scores."""
   features, labels = embeddings['features'], eval_source.labels
-  if train_source is None or train_source.name == eval_source.name:
+  if train_source is None or train_source is eval_source:
     order = np.random.default_rng(0).permutation(len(labels))
     fit, score = order[:len(order) // 2], order[len(order) // 2:]
     out = evaluators.linear_probe(features[fit], labels[fit], features[score],

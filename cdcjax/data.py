@@ -14,6 +14,8 @@ from typing import Iterator
 import grain
 import numpy as np
 
+from cdcjax import augment
+
 # Datasets read from `<name>.npz` files (the format of ../shared/datasets/).
 NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
 DATASETS = ('digits', *NPZ_DATASETS, 'npz')
@@ -56,7 +58,8 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
   xs = (np.arange(size) + 0.5) * w / size - 0.5
   yy, xx = np.meshgrid(ys, xs, indexing='ij')
   grid = np.broadcast_to(np.stack([yy, xx]), (n, 2, size, size))
-  return _bilinear_sample(images, grid[:, 0], grid[:, 1], clamp=True)
+  return augment.bilinear_sample(images, grid[:, 0], grid[:, 1],
+                                 clamp=True)
 
 
 def load_digits(image_size: int = 8) -> ArraySource:
@@ -138,75 +141,6 @@ def load_source(data_config, split: str = 'all') -> ArraySource:
   raise ValueError(f'data.name={data_config.name!r}; allowed: {DATASETS}')
 
 
-def _bilinear_sample(images, ys, xs, clamp=False):
-  """Samples images (N, H, W, C) at float coordinates ys, xs (N, h, w);
-  points outside the image read 0 unless clamp."""
-  n, h, w, _ = images.shape
-  y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
-  wy, wx = (ys - y0)[..., None], (xs - x0)[..., None]
-  batch = np.arange(n)[:, None, None]
-
-  def read(y, x):
-    if clamp:
-      return images[batch, np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
-    inside = ((y >= 0) & (y < h) & (x >= 0) & (x < w))[..., None]
-    return np.where(inside, images[batch, np.clip(y, 0, h - 1),
-                                   np.clip(x, 0, w - 1)], 0.0)
-
-  return ((1 - wy) * (1 - wx) * read(y0, x0) + (1 - wy) * wx * read(y0, x0 + 1)
-          + wy * (1 - wx) * read(y0 + 1, x0) + wy * wx * read(y0 + 1, x0 + 1))
-
-
-def random_affine(images, rng, *, max_rotation_deg, scale_range, max_shear_deg,
-                  max_translate):
-  """Random rotation, scale, shear and translation (fraction of the side),
-  bilinear, zero fill, one independent transform per image."""
-  n, h, w, _ = images.shape
-  theta = np.deg2rad(rng.uniform(-max_rotation_deg, max_rotation_deg, n))
-  shear = np.deg2rad(rng.uniform(-max_shear_deg, max_shear_deg, n))
-  scale = rng.uniform(scale_range[0], scale_range[1], n)
-  ty = rng.uniform(-max_translate, max_translate, n) * h
-  tx = rng.uniform(-max_translate, max_translate, n) * w
-  # Forward map A = R(theta) @ Shear @ scale; sample the input at A^-1 (p - t).
-  cos, sin, tan = np.cos(theta), np.sin(theta), np.tan(shear)
-  a = np.stack([np.stack([cos, -sin + cos * tan], -1),
-                np.stack([sin, cos + sin * tan], -1)], -2) * scale[:, None, None]
-  inv = np.linalg.inv(a)
-  cy, cx = (h - 1) / 2, (w - 1) / 2
-  yy, xx = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing='ij')
-  py, px = yy[None] - ty[:, None, None], xx[None] - tx[:, None, None]
-  src_y = inv[:, 0, 0, None, None] * py + inv[:, 0, 1, None, None] * px + cy
-  src_x = inv[:, 1, 0, None, None] * py + inv[:, 1, 1, None, None] * px + cx
-  return _bilinear_sample(images, src_y, src_x)
-
-
-def augment_digits(images: np.ndarray, rng: np.random.Generator,
-                   aug_config) -> np.ndarray:
-  """Augmentation for small grey digits: affine jitter, stroke intensity and
-  contrast changes, random erasing of a square, additive noise."""
-  n, h, w, _ = images.shape
-  x = random_affine(images, rng, max_rotation_deg=aug_config.rotation_deg,
-                    scale_range=aug_config.scale_range,
-                    max_shear_deg=aug_config.shear_deg,
-                    max_translate=aug_config.translate)
-  gain = rng.uniform(*aug_config.intensity_range, (n, 1, 1, 1))
-  gamma = np.exp(rng.uniform(-aug_config.log_gamma, aug_config.log_gamma,
-                             (n, 1, 1, 1)))
-  x = np.clip(x, 0.0, 1.0) ** gamma * gain
-  if aug_config.erase_prob > 0:
-    side = max(1, int(round(aug_config.erase_fraction * h)))
-    top = rng.integers(0, h - side + 1, n)
-    left = rng.integers(0, w - side + 1, n)
-    rows, cols = np.arange(h)[None, :], np.arange(w)[None, :]
-    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
-    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)
-    erase = in_rows[:, :, None] & in_cols[:, None, :]
-    erase &= (rng.uniform(size=n) < aug_config.erase_prob)[:, None, None]
-    x = np.where(erase[..., None], 0.0, x)
-  x = x + rng.normal(0.0, aug_config.noise_std, x.shape)
-  return x.astype(np.float32)
-
-
 def normalize(images: np.ndarray) -> np.ndarray:
   """Maps [0, 1] to [-1, 1]."""
   return (images * 2.0 - 1.0).astype(np.float32)
@@ -229,9 +163,10 @@ def train_dataset(source: ArraySource, *, batch_size: int, seed: int,
 
   def two_views(batch, rng):
     images = batch['image']
-    view_a = images if weak_view_a else augment_digits(images, rng, aug_config)
+    view_a = images if weak_view_a else augment.augment(images, rng,
+                                                        aug_config)
     return {'view_a': normalize(view_a),
-            'view_b': normalize(augment_digits(images, rng, aug_config)),
+            'view_b': normalize(augment.augment(images, rng, aug_config)),
             'index': batch['index']}
 
   return ds.random_map(two_views)

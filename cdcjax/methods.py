@@ -59,15 +59,28 @@ def cluster_logits(config, outputs: dict) -> jax.Array:
   raise ValueError(f'method {config.method!r} has no cluster head')
 
 
-def loss(config, out_a: dict, out_b: dict) -> dict:
-  """The method's loss on the outputs for views a and b of one global batch."""
+def equipartition_weight(config, progress=None):
+  """lambda, ramped linearly from 0 over the first
+  `loss.equipartition_warmup_fraction` of training (progress in [0, 1])."""
+  lam = config.loss.equipartition_weight
+  warmup = config.loss.equipartition_warmup_fraction
+  if warmup <= 0 or progress is None:
+    return lam
+  return lam * jnp.clip(progress / warmup, 0.0, 1.0)
+
+
+def loss(config, out_a: dict, out_b: dict, progress=None) -> dict:
+  """The method's loss on the outputs for views a and b of one global batch.
+
+  `progress` (step / total steps, may be traced) drives loss schedules.
+  """
   method = config.method
   if method == 'cdc':
     lc = config.loss
     result = losses.cdc_loss(
         out_a['c'], out_a['s'], out_b['c'], out_b['s'],
         temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
-        equipartition_weight=lc.equipartition_weight,
+        equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
         sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition)

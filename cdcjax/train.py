@@ -22,6 +22,7 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from cdcjax import augment
 from cdcjax import data as data_lib
 from cdcjax import evaluators
 from cdcjax import methods
@@ -84,7 +85,7 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
                     opt_state=optimizer.init(params))
 
 
-def make_train_step(model, optimizer, config):
+def make_train_step(model, optimizer, config, total_steps: int):
   """Returns train_step(state, batch) -> (state, metrics), not yet jitted."""
 
   def train_step(state: TrainState, batch):
@@ -99,7 +100,8 @@ def make_train_step(model, optimizer, config):
             train=True, mutable=['batch_stats'])
         batch_stats = updates['batch_stats']
         outputs.append(out)
-      terms = methods.loss(config, *outputs)
+      progress = state.step.astype(jnp.float32) / total_steps
+      terms = methods.loss(config, *outputs, progress=progress)
       return terms['loss'], (terms, batch_stats)
 
     grads, (terms, batch_stats) = jax.grad(compute_loss, has_aux=True)(
@@ -139,7 +141,8 @@ class Trainer:
         lambda: init_state(self.model, self.optimizer, config, image_shape),
         out_shardings=self.replicated)()
     self.train_step = jax.jit(
-        make_train_step(self.model, self.optimizer, config),
+        make_train_step(self.model, self.optimizer, config,
+                        self.total_steps),
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=0)
     self.embed_step = jax.jit(
@@ -225,7 +228,7 @@ def _latent_stats(trainer, eval_source) -> dict:
   images = data_lib.to_float(eval_source.images[chosen])
   views = []
   for _ in range(2):
-    augmented = data_lib.augment_digits(images, rng, config.aug)
+    augmented = augment.augment(images, rng, config.aug)
     views.append(trainer.embed(data_lib.ArraySource(
         augmented, eval_source.labels[chosen], eval_source.num_classes,
         eval_source.name)))

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cdcjax import config_common
+from cdcjax import augment
 from cdcjax import data
 
 
@@ -31,7 +32,7 @@ def test_resize_bilinear_keeps_constant_images_and_shape():
 
 def test_identity_affine_is_identity(source):
   images = source.images[:16]
-  out = data.random_affine(images, np.random.default_rng(0),
+  out = augment.random_affine(images, np.random.default_rng(0),
                            max_rotation_deg=0, scale_range=(1, 1),
                            max_shear_deg=0, max_translate=0)
   np.testing.assert_allclose(out, images, atol=1e-6)
@@ -42,7 +43,7 @@ def test_one_pixel_translation_moves_the_image():
   images[0, 3, 3] = 1.0
   # translate is a fraction of the side: 1/8 of 8 pixels, drawn in [-1, 1].
   rng = np.random.default_rng(0)
-  out = data.random_affine(images, rng, max_rotation_deg=0,
+  out = augment.random_affine(images, rng, max_rotation_deg=0,
                            scale_range=(1, 1), max_shear_deg=0,
                            max_translate=0.125)
   np.testing.assert_allclose(out.sum(), 1.0, atol=1e-5)  # mass preserved

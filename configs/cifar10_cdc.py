@@ -1,0 +1,19 @@
+r"""Method 'cdc' on CIFAR-10 (shared .npz, 32x32 colour): train on the train split,
+evaluate on the 10,000 test images.
+
+  export CDCJAX_DATA_DIR=../shared/datasets   # holds cifar10.npz
+  python -m cdcjax.main --config=configs/cifar10_cdc.py --workdir=/tmp/cifar10_cdc
+
+CDC (the paper's recipe). Paper, CIFAR-10 test split, ResNet-18, 1200 epochs: ACC 83.0
+(Table VI, full model, before self-labeling); with self-labeling 89.0 ± 0.3 / NMI 80.6 / ARI 78.4.
+
+Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
+cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+Tiny variant for smoke tests: configs/cifar10_cdc.py:tiny.
+"""
+
+from cdcjax import config_common
+
+
+def get_config(arg: str | None = None):
+  return config_common.set_method(config_common.cifar10(arg), 'cdc', arg)

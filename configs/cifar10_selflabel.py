@@ -1,0 +1,25 @@
+r"""Method 'selflabel' on CIFAR-10 (shared .npz, 32x32 colour): train on the train split,
+evaluate on the 10,000 test images.
+
+  export CDCJAX_DATA_DIR=../shared/datasets   # holds cifar10.npz
+  python -m cdcjax.main --config=configs/cifar10_selflabel.py \
+      --workdir=/tmp/cifar10_selflabel --config.init_from=/tmp/cifar10_cdc
+
+SCAN's self-labeling stage from a finished CDC run (init_from): Adam 1e-4, wd 1e-4,
+threshold 0.99, class-balanced, batch 1000, 200 epochs; init_from names the
+workdir of a finished configs/cifar10_cdc.py run.
+The strong view is the SimCLR recipe; SCAN's RandAugment + Cutout view is not built yet.
+
+Accelerator recipe (ResNet-18; see cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+Tiny variant for smoke tests: configs/cifar10_selflabel.py:tiny.
+"""
+
+from cdcjax import config_common
+
+
+def get_config(arg: str | None = None):
+  c = config_common.set_method(config_common.cifar10(arg), 'selflabel', arg)
+  if arg != 'tiny':
+    c.num_epochs = 200  # SCAN's CIFAR schedule, batch 1000.
+    c.batch_size = 1000
+  return c

@@ -1,0 +1,112 @@
+"""Augmentation recipes: identities at zero strength, references, statistics."""
+
+import colorsys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from cdcjax import augment
+from cdcjax import config_common
+
+
+def _images(n=16, size=12, channels=3, seed=0):
+  return np.random.default_rng(seed).uniform(
+      size=(n, size, size, channels)).astype(np.float32)
+
+
+def test_full_square_crop_is_identity():
+  images = _images()
+  out = augment.random_resized_crop(images, np.random.default_rng(0),
+                                    scale=(1.0, 1.0), ratio=(1.0, 1.0))
+  np.testing.assert_allclose(out, images, atol=1e-6)
+
+
+def test_crop_area_follows_scale():
+  # A horizontal ramp: the crop's width shows as the spread of its values.
+  size = 64
+  ramp = np.broadcast_to(np.arange(size, dtype=np.float32)[None, None, :, None],
+                         (2000, size, size, 1))
+  out = augment.random_resized_crop(ramp, np.random.default_rng(1),
+                                    scale=(0.25, 0.25), ratio=(1.0, 1.0))
+  widths = out[:, 0, -1, 0] - out[:, 0, 0, 0] + 1  # ~ crop width in pixels.
+  np.testing.assert_allclose(widths, size / 2, atol=1.0)
+
+
+def test_hsv_round_trip_matches_colorsys():
+  pixels = np.random.default_rng(2).uniform(size=(200, 3))
+  hue, sat, val = augment._rgb_to_hsv(pixels)
+  expected = np.array([colorsys.rgb_to_hsv(*p) for p in pixels])
+  np.testing.assert_allclose(np.stack([hue, sat, val], -1), expected,
+                             atol=1e-9)
+  np.testing.assert_allclose(augment._hsv_to_rgb(hue, sat, val), pixels,
+                             atol=1e-9)
+
+
+def test_color_jitter_zero_strength_is_identity():
+  images = _images()
+  out = augment.color_jitter(images, np.random.default_rng(3), 0, 0, 0, 0)
+  np.testing.assert_allclose(out, images, atol=1e-6)
+
+
+def test_brightness_only_scales_each_image_by_one_factor():
+  images = _images(n=64) * 0.5 + 0.1  # No clipping at factor <= 1.4.
+  out = augment.color_jitter(images, np.random.default_rng(4), 0.4, 0, 0, 0)
+  ratio = out / images
+  per_image = ratio.reshape(64, -1)
+  np.testing.assert_allclose(per_image, np.broadcast_to(per_image[:, :1],
+                                                    per_image.shape), rtol=1e-5)
+  assert per_image.min() >= 0.6 - 1e-6 and per_image.max() <= 1.4 + 1e-6
+
+
+def test_saturation_zero_is_grayscale_reference():
+  images = _images(n=4)
+  grey = augment._adjust(images, 2, np.zeros(4))
+  luma = images @ np.array([0.299, 0.587, 0.114])
+  np.testing.assert_allclose(grey, np.repeat(luma[..., None], 3, -1),
+                             atol=1e-6)
+
+
+def _simclr_config(**kw):
+  c = config_common.base_config().aug
+  c.recipe = 'simclr'
+  c.update(kw)
+  return c
+
+
+def test_simclr_grayscale_rate_and_range():
+  images = _images(n=4000, size=4)
+  out = augment.simclr(images, np.random.default_rng(5), _simclr_config())
+  assert out.shape == images.shape and out.dtype == np.float32
+  assert out.min() >= 0 and out.max() <= 1
+  grey = np.all(np.abs(out - out[..., :1]) < 1e-6, axis=(1, 2, 3))
+  assert abs(grey.mean() - 0.2) < 0.03  # RandomGrayscale(p=0.2).
+
+
+def test_simclr_on_grey_images_only_crops_and_flips():
+  images = _images(n=8, channels=1)
+  config = _simclr_config(crop_scale=(1.0, 1.0))
+  out = augment.simclr(images, np.random.default_rng(6), config)
+  for x, y in zip(out, images):
+    assert (np.allclose(x, y, atol=1e-6) or
+            np.allclose(x, y[:, ::-1], atol=1e-6))
+
+
+def test_augment_dispatch_and_unknown_recipe():
+  images = _images(n=4, channels=1)
+  c = config_common.base_config().aug
+  out = augment.augment(images, np.random.default_rng(0), c)
+  assert out.shape == images.shape
+  c.recipe = 'randaugment'
+  with pytest.raises(ValueError, match="aug.recipe='randaugment'"):
+    augment.augment(images, np.random.default_rng(0), c)
+
+
+@pytest.mark.parametrize('field,value', [('recipe', 'moco'),
+                                         ('crop_scale', (0.5, 0.2)),
+                                         ('color_strength', -1.0)])
+def test_config_rejects_bad_aug(field, value):
+  c = config_common.base_config()
+  c.aug[field] = value
+  with pytest.raises(config_common.ConfigError, match=f'aug.{field}'):
+    config_common.validate(c, 1)

@@ -1,10 +1,21 @@
 """Benchmarks you can rerun.
 
   python -m cdcjax.bench digits --seeds=0,1,2
+  python -m cdcjax.bench train --config=configs/usps_cdc.py --seeds=0
+  python -m cdcjax.bench ablations --config=configs/mnist_cdc.py \
+      --override=total_steps=1500
 
-`digits` runs the full training command once per seed in a fresh workdir, as a
-user would (new process: imports, compilation and evaluation included), and
-reports wall time and final ACC / NMI / ARI with mean and standard deviation.
+`digits` (`train` with the default config, digits CDC) and `train` run the
+training command once per seed in a fresh workdir, as a user would (new
+process: imports, compilation and evaluation included), and report wall time
+and final ACC / NMI / ARI with mean and standard deviation.
+
+`ablations` runs the CDC paper's Table VI variants (full model, without the
+equipartition constraint, without normalisation of c, tau_c = 1, without
+InfoNCE) with the same config, seed and budget, and prints a table with the
+clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
+linear-probe ACC. A run that stops on a non-finite loss is reported as
+diverged, with the step, from its error message.
 """
 
 import json
@@ -21,57 +32,108 @@ import numpy as np
 
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds to run.')
 _CONFIG = flags.DEFINE_string('config', 'configs/digits_cdc.py',
-                              'Config file for the `digits` benchmark.')
+                              'Config file to run.')
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the summary.')
 _EXTRA = flags.DEFINE_multi_string('override', [],
                                    'Extra --config.x=y overrides.')
 
+# The CDC paper's Table VI rows, as config overrides.
+ABLATIONS = {
+    'full CDC': [],
+    'without equipartition': ['loss.use_equipartition=False'],
+    'without normalisation of c': ['loss.normalize_c=False'],
+    'tau_c = 1': ['loss.cluster_temperature=1.0'],
+    'without InfoNCE': ['loss.use_infonce=False'],
+}
+COMMANDS = ('digits', 'train', 'ablations')
 
-def _final_eval(workdir: str) -> dict:
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+
+def _final_eval(workdir: str) -> dict | None:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
     evals = [json.loads(l) for l in f if '"eval"' in l]
-  return evals[-1]
+  return evals[-1] if evals else None
+
+
+def run_once(config: str, seed, overrides, root: str, name: str) -> dict:
+  """One training run in a fresh workdir; returns its final evaluation, or
+  {'failure': <its error line>} when it exits with an error."""
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdir = os.path.join(root, name)
+  cmd = [sys.executable, '-m', 'cdcjax.main', f'--config={config}',
+         f'--workdir={workdir}', f'--config.seed={seed}',
+         *[f'--config.{o}' for o in overrides]]
+  start = time.time()
+  proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
+  wall = time.time() - start
+  if proc.returncode != 0:
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+    return {'failure': errors[-1] if errors else proc.stderr[-2000:],
+            'wall_s': wall}
+  return {**_final_eval(workdir), 'wall_s': wall}
 
 
 def bench_training(config: str, seeds, overrides) -> dict:
-  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   runs = []
   with tempfile.TemporaryDirectory(prefix='cdcjax_bench_') as root:
     for seed in seeds:
-      workdir = os.path.join(root, f'seed{seed}')
-      cmd = [sys.executable, '-m', 'cdcjax.main', f'--config={config}',
-             f'--workdir={workdir}', f'--config.seed={seed}',
-             *[f'--config.{o}' for o in overrides]]
-      start = time.time()
-      proc = subprocess.run(cmd, cwd=repo_root, capture_output=True,
-                            text=True)
-      wall = time.time() - start
-      if proc.returncode != 0:
-        sys.exit(f'seed {seed} failed:\n{proc.stderr[-3000:]}')
-      result = _final_eval(workdir)
-      runs.append({'seed': int(seed), 'wall_s': wall,
+      result = run_once(config, seed, overrides, root, f'seed{seed}')
+      if 'failure' in result:
+        sys.exit(f'seed {seed} failed: {result["failure"]}')
+      runs.append({'seed': int(seed), 'wall_s': result['wall_s'],
                    **{k: result[k] for k in ('acc', 'nmi', 'ari', 'step')}})
       print(f'seed {seed}: ACC {result["acc"]:.4f} NMI {result["nmi"]:.4f} '
-            f'ARI {result["ari"]:.4f} wall {wall:.1f} s', flush=True)
+            f'ARI {result["ari"]:.4f} wall {result["wall_s"]:.1f} s',
+            flush=True)
   summary = {'config': config, 'overrides': list(overrides), 'runs': runs,
              'machine': f'{platform.machine()}, {os.cpu_count()} cores'}
   for key in ('acc', 'nmi', 'ari', 'wall_s'):
     values = np.array([r[key] for r in runs])
     summary[key] = {'mean': float(values.mean()), 'std': float(values.std()),
                     'max': float(values.max())}
-  return summary
-
-
-def main(argv):
-  if len(argv) != 2 or argv[1] != 'digits':
-    sys.exit('usage: python -m cdcjax.bench digits [--seeds=0,1,2]')
-  summary = bench_training(_CONFIG.value, _SEEDS.value, _EXTRA.value)
-  print('mean ± std over seeds ' + ','.join(_SEEDS.value) + ': ' + ', '.join(
-      f'{k.upper()} {summary[k]["mean"]:.4f} ± {summary[k]["std"]:.4f}'
-      for k in ('acc', 'nmi', 'ari')) +
+  print('mean ± std over seeds ' + ','.join(str(s) for s in seeds) + ': ' +
+        ', '.join(f'{k.upper()} {summary[k]["mean"]:.4f} ± '
+                  f'{summary[k]["std"]:.4f}' for k in ('acc', 'nmi', 'ari')) +
         f'; wall {summary["wall_s"]["mean"]:.1f} ± '
         f'{summary["wall_s"]["std"]:.1f} s (max {summary["wall_s"]["max"]:.1f})'
         f' on {summary["machine"]}')
+  return summary
+
+
+def ablation_row(name: str, result: dict) -> str:
+  if 'failure' in result:
+    return f'| {name} | diverged: {result["failure"][:120]} | | | |'
+  probe = result.get('linear_probe', {}).get('acc')
+  probe = f'{probe:.4f}' if probe is not None else '-'
+  return (f'| {name} | {result["acc"]:.4f} | {result["nmi"]:.4f} | '
+          f'{result["cluster_size_entropy"]:.3f} | {probe} |')
+
+
+def bench_ablations(config: str, seed, overrides) -> dict:
+  rows, results = [], {}
+  print('| variant | ACC | NMI | cluster-size entropy | linear probe ACC |')
+  print('|---|---|---|---|---|', flush=True)
+  with tempfile.TemporaryDirectory(prefix='cdcjax_ablation_') as root:
+    for i, (name, extra) in enumerate(ABLATIONS.items()):
+      result = run_once(config, seed, [*overrides, *extra], root, f'v{i}')
+      results[name] = result
+      rows.append(ablation_row(name, result))
+      print(rows[-1], flush=True)
+  return {'config': config, 'seed': seed, 'overrides': list(overrides),
+          'machine': f'{platform.machine()}, {os.cpu_count()} cores',
+          'variants': results, 'table': rows}
+
+
+def main(argv):
+  if len(argv) != 2 or argv[1] not in COMMANDS:
+    sys.exit(f'usage: python -m cdcjax.bench {{{"|".join(COMMANDS)}}} '
+             '[--config=...] [--seeds=0,1,2] [--override=x=y]')
+  if argv[1] == 'ablations':
+    summary = bench_ablations(_CONFIG.value, _SEEDS.value[0], _EXTRA.value)
+  else:
+    summary = bench_training(_CONFIG.value, _SEEDS.value, _EXTRA.value)
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump(summary, f, indent=2)

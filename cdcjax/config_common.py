@@ -50,7 +50,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = 'digits'
   c.data.image_size = 8
   c.data.num_threads = 2  # grain reader threads for augmentation.
-  c.data.path = ''  # .npz file; default $CDCJAX_DATA_DIR/<name>.npz.
+  # .npz file (default $CDCJAX_DATA_DIR/<name>.npz), or the image
+  # directory of data.name='folder'.
+  c.data.path = ''
   c.data.train_split = 'all'  # 'train', 'test' or 'all'.
   c.data.eval_split = 'all'
 
@@ -177,6 +179,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f'one of {data.SPLITS}')
   _require(c.data.name != 'npz' or c.data.path, 'data.path', c.data.path,
            "data.name='npz' needs data.path (a .npz file)")
+  _require(c.data.name != 'folder' or c.data.path, 'data.path', c.data.path,
+           "data.name='folder' needs data.path (a directory of images)")
   _require(c.aug.recipe in augment.RECIPES, 'aug.recipe', c.aug.recipe,
            f'one of {augment.RECIPES}')
   _require(0 < c.aug.crop_scale[0] <= c.aug.crop_scale[1] <= 1,
@@ -334,4 +338,23 @@ def cifar10(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.backbone = 'resnet10'
     c.data.image_size = 16
     c.eval_every_steps = 0
+  return c
+
+
+def folder(arg: str | None = None) -> ml_collections.ConfigDict:
+  """A folder of the user's images (data.path), clustered into num_clusters
+  groups; class subfolders, if present, are used only to score the result."""
+  _check_arg(arg)
+  c = cifar10(arg)
+  c.data.name = 'folder'
+  c.data.train_split = 'all'
+  c.data.eval_split = 'all'
+  c.num_epochs = 200
+  c.eval_every_steps = 0
+  c.evaluators = ('cluster_head',)
+  if arg == 'tiny':
+    c.total_steps = 4
+    c.batch_size = 8
+    c.eval_batch_size = 8
+    c.num_clusters = 2
   return c

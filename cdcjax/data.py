@@ -15,10 +15,11 @@ import grain
 import numpy as np
 
 from cdcjax import augment
+from cdcjax import folders
 
 # Datasets read from `<name>.npz` files (the format of ../shared/datasets/).
 NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
-DATASETS = ('digits', *NPZ_DATASETS, 'npz')
+DATASETS = ('digits', *NPZ_DATASETS, 'npz', 'folder')
 SPLITS = ('train', 'test', 'all')
 DATA_DIR_ENV = 'CDCJAX_DATA_DIR'
 
@@ -31,9 +32,10 @@ class ArraySource:
   180 MB as uint8, 740 MB as float32) small in memory.
   """
   images: np.ndarray
-  labels: np.ndarray
-  num_classes: int
+  labels: np.ndarray  # folders.UNLABELLED (-1) everywhere when unlabelled.
+  num_classes: int  # 0: unlabelled.
   name: str
+  paths: tuple[str, ...] | None = None  # Image files (folder sources).
 
   def __len__(self):
     return len(self.images)
@@ -135,6 +137,14 @@ def load_source(data_config, split: str = 'all') -> ArraySource:
     if split != 'all':
       raise ValueError(f"digits has no {split!r} split; use 'all'")
     return load_digits(data_config.image_size)
+  if data_config.name == 'folder':
+    if split != 'all':
+      raise ValueError(f"an image folder has no {split!r} split; use 'all'")
+    images, labels, classes, paths = folders.load_folder(
+        data_config.path, data_config.image_size)
+    return ArraySource(images=images, labels=labels, num_classes=len(classes),
+                       name=f'folder:{os.path.basename(data_config.path)}',
+                       paths=tuple(paths))
   if data_config.name in NPZ_DATASETS or data_config.name == 'npz':
     return load_npz(npz_path(data_config), split, data_config.image_size,
                     data_config.name)

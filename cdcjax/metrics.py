@@ -48,6 +48,9 @@ def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
     raise ValueError(f'predictions {predictions.shape} and labels '
                      f'{labels.shape} differ in shape')
   sizes = np.bincount(predictions, minlength=num_clusters)
+  if np.all(labels < 0):  # Unlabelled: sizes only, no ACC/NMI/ARI.
+    return {'num_examples': int(len(labels)), 'cluster_sizes': sizes.tolist(),
+            'cluster_size_entropy': cluster_size_entropy(sizes)}
   return {
       'acc': cluster_accuracy(predictions, labels, num_clusters),
       'nmi': float(sk_metrics.normalized_mutual_info_score(labels, predictions)),

@@ -25,7 +25,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from cdcjax import augment
 from cdcjax import data as data_lib
 from cdcjax import evaluators
+from cdcjax import folders
 from cdcjax import methods
+from cdcjax import metrics as metrics_lib
 
 # Fields that may differ when resuming a run (they do not change what a step
 # computes, or they extend the run).
@@ -131,6 +133,7 @@ class Trainer:
     self.config = config
     self.mesh = mesh
     self.total_steps = num_train_steps(config, num_examples)
+    self.last_predictions = None  # Of the latest evaluate().
     if bn_groups is None:  # Per-device statistics: one group per device.
       bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
     self.model = methods.make_model(config, bn_groups)
@@ -189,13 +192,18 @@ def evaluate(trainer: Trainer, eval_source, train_source=None) -> dict:
   names = list(config.evaluators)
   embeddings = trainer.embed(eval_source)
   labels = eval_source.labels
-  result = {'evaluator': names[0], **evaluators.clustering_result(
-      names[0], embeddings, labels, config.num_clusters, config.seed)}
+  predictions = evaluators.cluster_predictions(
+      names[0], embeddings, config.num_clusters, config.seed)
+  trainer.last_predictions = predictions  # For the clusters.csv of folders.
+  result = {'evaluator': names[0], **metrics_lib.clustering_metrics(
+      predictions, labels, config.num_clusters)}
   for name in names[1:]:
     if name in evaluators.CLUSTERING_EVALUATORS:
       extra = evaluators.clustering_result(name, embeddings, labels,
                                            config.num_clusters, config.seed)
-      result[name] = {k: extra[k] for k in ('acc', 'nmi', 'ari')}
+      result[name] = {k: extra[k] for k in ('acc', 'nmi', 'ari',
+                                            'cluster_size_entropy')
+                      if k in extra}
     elif name == 'linear_probe':
       result[name] = _linear_probe(trainer, embeddings, eval_source,
                                    train_source)
@@ -303,7 +311,12 @@ def _restore_latest(manager: ocp.CheckpointManager, trainer: Trainer,
 
 def check_inputs(config) -> None:
   """Fails before any data loading or compilation when an input is missing."""
-  if config.data.name != 'digits':
+  if config.data.name == 'folder':
+    if not folders.list_images(config.data.path):
+      raise FileNotFoundError(
+          f'data.path={config.data.path!r} holds no image file (looked '
+          f'recursively for {", ".join(folders.IMAGE_EXTENSIONS)})')
+  elif config.data.name != 'digits':
     path = data_lib.npz_path(config.data)
     if not os.path.exists(path):
       raise FileNotFoundError(f'data file {path} for data.name='
@@ -315,14 +328,35 @@ def check_inputs(config) -> None:
                             f'checkpoints (looked in {directory})')
 
 
+def check_labels(config, eval_source) -> None:
+  """Unlabelled data (an image folder without class subfolders) can be
+  clustered but not scored by evaluators that need labels."""
+  needs_labels = [n for n in config.evaluators
+                  if n in ('linear_probe', 'latent_stats')]
+  if eval_source.num_classes == 0 and needs_labels:
+    raise TrainingFailure(
+        f'{eval_source.name} is unlabelled (no class subfolders) but '
+        f'config.evaluators has {needs_labels}, which need labels; use only '
+        f'{evaluators.CLUSTERING_EVALUATORS}')
+
+
+def write_clusters(path: str, source, predictions) -> None:
+  """CSV of image file and cluster, one row per image."""
+  with open(path, 'w') as f:
+    f.write('path,cluster\n')
+    for name, cluster in zip(source.paths, predictions):
+      f.write(f'{json.dumps(name) if "," in name else name},{int(cluster)}\n')
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) in `workdir` and returns the final evaluation."""
-  os.makedirs(workdir, exist_ok=True)
-  check_workdir_config(config, workdir)
   source = data_lib.load_source(config.data, config.data.train_split)
   eval_source = source
   if config.data.eval_split != config.data.train_split:
     eval_source = data_lib.load_source(config.data, config.data.eval_split)
+  check_labels(config, eval_source)
+  os.makedirs(workdir, exist_ok=True)
+  check_workdir_config(config, workdir)
   mesh = make_mesh()
   trainer = Trainer(config, mesh, source.images.shape[1:], len(source))
   total_steps = trainer.total_steps
@@ -388,6 +422,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       result = trainer.evaluate(eval_source, source)
       writer.write({'step': step, 'split': 'eval', **result})
       _log_eval(step, result)
+      if eval_source.paths is not None and jax.process_index() == 0:
+        write_clusters(os.path.join(workdir, 'clusters.csv'), eval_source,
+                       trainer.last_predictions)
   manager.wait_until_finished()
   manager.close()
   logging.info('Finished %d steps in %s.', total_steps - start_step,
@@ -396,6 +433,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _log_eval(step: int, result: dict) -> None:
+  if 'acc' not in result:  # Unlabelled data.
+    logging.info('eval step %d (%s): unlabelled | cluster sizes %s (size '
+                 'entropy %.3f)', step, result['evaluator'],
+                 result['cluster_sizes'], result['cluster_size_entropy'])
+    return
   logging.info('eval step %d (%s): ACC %.4f NMI %.4f ARI %.4f | cluster sizes '
                '%s (size entropy %.3f)', step, result['evaluator'],
                result['acc'], result['nmi'], result['ari'],

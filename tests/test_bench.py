@@ -1,0 +1,40 @@
+"""The benchmark's ablation variants are valid configs and differ as named;
+failed runs are reported as such, never as numbers."""
+
+import pytest
+
+from cdcjax import bench
+from cdcjax import config_common
+
+
+def _apply(config, override):
+  field, value = override.split('=')
+  *path, leaf = field.split('.')
+  node = config
+  for part in path:
+    node = node[part]
+  node[leaf] = type(node[leaf])(value == 'True' if value in ('True', 'False')
+                                else float(value))
+
+
+@pytest.mark.parametrize('name', list(bench.ABLATIONS))
+def test_ablation_variants_are_valid_and_change_one_thing(name):
+  base = config_common.digits()
+  config = config_common.digits()
+  for override in bench.ABLATIONS[name]:
+    _apply(config, override)
+  config_common.validate(config, 1)
+  changed = [k for k in ('use_equipartition', 'normalize_c',
+                         'cluster_temperature', 'use_infonce')
+             if config.loss[k] != base.loss[k]]
+  assert len(changed) == (0 if name == 'full CDC' else 1)
+
+
+def test_ablation_row_reports_failures_as_failures():
+  row = bench.ablation_row('without normalisation of c', {
+      'failure': 'error: non-finite loss at step 50', 'wall_s': 1.0})
+  assert 'diverged' in row and 'step 50' in row
+  row = bench.ablation_row('full CDC', {
+      'acc': 0.9, 'nmi': 0.8, 'cluster_size_entropy': 0.99,
+      'linear_probe': {'acc': 0.95}})
+  assert row == '| full CDC | 0.9000 | 0.8000 | 0.990 | 0.9500 |'

@@ -53,7 +53,15 @@ def base_config() -> ml_collections.ConfigDict:
   # .npz file (default $CDCJAX_DATA_DIR/<name>.npz), or the image
   # directory of data.name='folder'.
   c.data.path = ''
-  c.data.train_split = 'all'  # 'train', 'test' or 'all'.
+  # tensorflow-datasets (data.name='tfds'): dataset, label feature, data
+  # directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets) and an optional
+  # class-list file (ImageNet subsets).
+  c.data.tfds_name = ''
+  c.data.tfds_label = 'label'
+  c.data.tfds_dir = ''
+  c.data.class_list = ''
+  # 'train', 'test' or 'all'; any tfds split string for data.name='tfds'.
+  c.data.train_split = 'all'
   c.data.eval_split = 'all'
 
   c.aug = ml_collections.ConfigDict()
@@ -175,8 +183,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(c.data.image_size >= 4, 'data.image_size', c.data.image_size,
            'must be >= 4')
   for field in ('train_split', 'eval_split'):
-    _require(c.data[field] in data.SPLITS, f'data.{field}', c.data[field],
-             f'one of {data.SPLITS}')
+    _require(c.data[field] in data.SPLITS or
+             (c.data.name == 'tfds' and c.data[field]), f'data.{field}',
+             c.data[field], f'one of {data.SPLITS} (any tfds split string '
+             "with data.name='tfds')")
+  _require(c.data.name != 'tfds' or c.data.tfds_name, 'data.tfds_name',
+           c.data.tfds_name, "data.name='tfds' needs a tfds dataset name")
   _require(c.data.name != 'npz' or c.data.path, 'data.path', c.data.path,
            "data.name='npz' needs data.path (a .npz file)")
   _require(c.data.name != 'folder' or c.data.path, 'data.path', c.data.path,
@@ -285,6 +297,9 @@ def digits(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = 200
   c.log_every_steps = 100
   c.checkpoint_every_steps = 200
+  # Measured on digits (README): without a ramp the cluster head commits in
+  # the first few hundred steps to a partition it never leaves.
+  c.loss.equipartition_warmup_fraction = 0.7
   _small_cpu_model(c)
   return _tiny(c) if arg == 'tiny' else c
 

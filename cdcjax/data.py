@@ -19,7 +19,7 @@ from cdcjax import folders
 
 # Datasets read from `<name>.npz` files (the format of ../shared/datasets/).
 NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
-DATASETS = ('digits', *NPZ_DATASETS, 'npz', 'folder')
+DATASETS = ('digits', *NPZ_DATASETS, 'npz', 'folder', 'tfds')
 SPLITS = ('train', 'test', 'all')
 DATA_DIR_ENV = 'CDCJAX_DATA_DIR'
 
@@ -39,6 +39,10 @@ class ArraySource:
 
   def __len__(self):
     return len(self.images)
+
+  def read(self, indices) -> np.ndarray:
+    """Float images in [0, 1] at `indices` (the interface every source has)."""
+    return to_float(self.images[indices])
 
   def __getitem__(self, index):
     return {'image': to_float(self.images[index]),
@@ -131,8 +135,9 @@ def _decode_jpeg(data: np.ndarray, offsets: np.ndarray, indices) -> np.ndarray:
       for i in indices])
 
 
-def load_source(data_config, split: str = 'all') -> ArraySource:
-  """The `split` ('train', 'test' or 'all') of the dataset data.name."""
+def load_source(data_config, split: str = 'all'):
+  """The `split` ('train', 'test' or 'all'; a tfds split string for tfds) of
+  the dataset data.name: an ArraySource or a tfds_source.TfdsSource."""
   if data_config.name == 'digits':
     if split != 'all':
       raise ValueError(f"digits has no {split!r} split; use 'all'")
@@ -145,6 +150,12 @@ def load_source(data_config, split: str = 'all') -> ArraySource:
     return ArraySource(images=images, labels=labels, num_classes=len(classes),
                        name=f'folder:{os.path.basename(data_config.path)}',
                        paths=tuple(paths))
+  if data_config.name == 'tfds':
+    from cdcjax import tfds_source  # pylint: disable=g-import-not-at-top
+    return tfds_source.TfdsSource(
+        data_config.tfds_name, split, image_size=data_config.image_size,
+        label_key=data_config.tfds_label, data_dir=data_config.tfds_dir,
+        class_list=data_config.class_list)
   if data_config.name in NPZ_DATASETS or data_config.name == 'npz':
     return load_npz(npz_path(data_config), split, data_config.image_size,
                     data_config.name)
@@ -197,7 +208,7 @@ def eval_batches(source: ArraySource, batch_size: int) -> Iterator[dict]:
   for start in range(0, n, batch_size):
     stop = min(start + batch_size, n)
     pad = batch_size - (stop - start)
-    images = normalize(to_float(source.images[start:stop]))
+    images = normalize(source.read(np.arange(start, stop)))
     labels = source.labels[start:stop]
     mask = np.ones(stop - start, bool)
     if pad:

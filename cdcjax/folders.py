@@ -33,19 +33,27 @@ def list_images(root: str) -> list[str]:
   return found
 
 
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+  """uint8 (H, W, C) -> (size, size, C): shorter side to `size` (bilinear),
+  centre crop."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  height, width, channels = image.shape
+  if (height, width) == (size, size):
+    return image
+  scale = size / min(width, height)
+  new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+  pil = Image.fromarray(image[..., 0] if channels == 1 else image)
+  pil = pil.resize((new_w, new_h), Image.Resampling.BILINEAR)
+  left, top = (new_w - size) // 2, (new_h - size) // 2
+  out = np.asarray(pil.crop((left, top, left + size, top + size)), np.uint8)
+  return out.reshape(size, size, channels)
+
+
 def decode(path: str, size: int) -> np.ndarray:
   """RGB uint8 (size, size, 3): shorter side to `size`, centre crop."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   with Image.open(path) as image:
-    image = image.convert('RGB')
-    width, height = image.size
-    scale = size / min(width, height)
-    new_w = max(size, round(width * scale))
-    new_h = max(size, round(height * scale))
-    image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)),
-                      dtype=np.uint8)
+    return fit_square(np.asarray(image.convert('RGB'), np.uint8), size)
 
 
 def load_folder(root: str, image_size: int, name: str = 'folder'):

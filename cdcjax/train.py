@@ -233,7 +233,7 @@ def _latent_stats(trainer, eval_source) -> dict:
   rng = np.random.default_rng(config.seed)
   n = min(len(eval_source), evaluators.LATENT_STATS_IMAGES)
   chosen = np.sort(rng.permutation(len(eval_source))[:n])
-  images = data_lib.to_float(eval_source.images[chosen])
+  images = eval_source.read(chosen)
   views = []
   for _ in range(2):
     augmented = augment.augment(images, rng, config.aug)
@@ -311,7 +311,13 @@ def _restore_latest(manager: ocp.CheckpointManager, trainer: Trainer,
 
 def check_inputs(config) -> None:
   """Fails before any data loading or compilation when an input is missing."""
-  if config.data.name == 'folder':
+  if config.data.name == 'tfds':
+    from cdcjax import tfds_source  # pylint: disable=g-import-not-at-top
+    tfds_source.check_prepared(config.data.tfds_name, config.data.tfds_dir)
+    if config.data.class_list and not os.path.exists(config.data.class_list):
+      raise FileNotFoundError(f'data.class_list={config.data.class_list!r} '
+                              'does not exist')
+  elif config.data.name == 'folder':
     if not folders.list_images(config.data.path):
       raise FileNotFoundError(
           f'data.path={config.data.path!r} holds no image file (looked '
@@ -358,7 +364,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(config, workdir)
   mesh = make_mesh()
-  trainer = Trainer(config, mesh, source.images.shape[1:], len(source))
+  trainer = Trainer(config, mesh, source.read([0]).shape[1:], len(source))
   total_steps = trainer.total_steps
   writer = MetricsWriter(os.path.join(workdir, 'metrics.jsonl'))
   manager = ocp.CheckpointManager(

@@ -171,16 +171,26 @@ def _stack(elements):
   return {k: np.stack([e[k] for e in elements]) for k in elements[0]}
 
 
-def train_dataset(source: ArraySource, *, batch_size: int, seed: int,
-                  aug_config, weak_view_a: bool = False) -> grain.MapDataset:
-  """Infinite MapDataset of global batches with two augmented views.
+def train_dataset(source, *, batch_size: int, seed: int, aug_config,
+                  weak_view_a: bool = False, process_index: int = 0,
+                  process_count: int = 1) -> grain.MapDataset:
+  """Infinite MapDataset of this process's part of each global batch, with
+  two augmented views.
 
-  Element `step` is the batch for training step `step`; a new shuffle every
-  epoch; batches may span epoch boundaries, so every step is a full batch.
+  Element `step` is the batch for training step `step`: the global batch is
+  a slice of a per-epoch shuffle of all indices (batches may span epoch
+  boundaries, so every step is full), and process p reads and augments only
+  rows [p * B / P, (p + 1) * B / P) of it.
   weak_view_a: view a is the un-augmented image (self-labeling's weak view).
   """
-  ds = grain.MapDataset.source(source).seed(seed).shuffle().repeat()
-  ds = ds.batch(batch_size, drop_remainder=True, batch_fn=_stack)
+  if batch_size % process_count:
+    raise ValueError(f'batch_size={batch_size} is not divisible by the '
+                     f'process count {process_count}')
+  per_process = batch_size // process_count
+  mine = slice(process_index * per_process, (process_index + 1) * per_process)
+  ds = grain.MapDataset.range(len(source)).seed(seed).shuffle().repeat()
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.map(lambda indices: _stack([source[int(i)] for i in indices[mine]]))
 
   def two_views(batch, rng):
     images = batch['image']
@@ -201,19 +211,27 @@ def train_iterator(dataset: grain.MapDataset, start_step: int,
   return iter(dataset[start_step:].to_iter_dataset(options))
 
 
-def eval_batches(source: ArraySource, batch_size: int) -> Iterator[dict]:
-  """Every image exactly once, no augmentation, in order. The last batch is
-  padded to `batch_size` and `mask` marks the real examples."""
+def eval_batches(source, batch_size: int, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[dict]:
+  """Every image exactly once, no augmentation, in order, in global batches
+  of `batch_size`; the last one is padded. Process p reads only its rows of
+  each batch ('image', 'index'); 'mask' marks the real examples of the whole
+  global batch, so every process can select them from gathered outputs."""
+  if batch_size % process_count:
+    raise ValueError(f'eval batch size {batch_size} is not divisible by the '
+                     f'process count {process_count}')
+  per_process = batch_size // process_count
   n = len(source)
   for start in range(0, n, batch_size):
-    stop = min(start + batch_size, n)
-    pad = batch_size - (stop - start)
-    images = normalize(source.read(np.arange(start, stop)))
-    labels = source.labels[start:stop]
-    mask = np.ones(stop - start, bool)
+    positions = start + np.arange(batch_size)
+    mask = positions < n
+    mine = positions[process_index * per_process:
+                     (process_index + 1) * per_process]
+    real = mine[mine < n]
+    images = normalize(source.read(real)) if len(real) else None
+    pad = len(mine) - len(real)
     if pad:
-      images = np.concatenate([images, np.zeros((pad,) + images.shape[1:],
-                                                images.dtype)])
-      labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])
-      mask = np.concatenate([mask, np.zeros(pad, bool)])
-    yield {'image': images, 'label': labels, 'mask': mask}
+      shape = source.read([0]).shape[1:] if images is None else images.shape[1:]
+      padding = np.zeros((pad,) + shape, np.float32)
+      images = padding if images is None else np.concatenate([images, padding])
+    yield {'image': images, 'index': mine, 'mask': mask}

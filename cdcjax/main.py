@@ -32,7 +32,15 @@ _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Directory for checkpoints and metrics.jsonl.')
 _MULTIHOST = flags.DEFINE_bool(
     'multihost', os.environ.get('CDCJAX_MULTIHOST', '') == '1',
-    'Call jax.distributed.initialize() (one process per host).')
+    'Call jax.distributed.initialize() (one process per host). On TPU pods '
+    'and SLURM/MPI clusters it finds its peers by itself; elsewhere give the '
+    'three flags below.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0 (with --multihost).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Number of processes (with --multihost).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   'This process, 0-based (with --multihost).')
 
 
 def _fail(message: str) -> None:
@@ -46,7 +54,11 @@ def main(argv):
   if _WORKDIR.value is None:
     _fail('--workdir is required (checkpoints and metrics.jsonl go there)')
   if _MULTIHOST.value:
-    jax.distributed.initialize()
+    # CPU processes (tests, loopback runs) exchange data through gloo.
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value,
+                               process_id=_PROCESS_ID.value)
   config = _CONFIG.value
   try:
     config_common.validate(config, jax.device_count())

@@ -185,6 +185,7 @@ class MLPHead(nn.Module):
   use_bn: bool = True
   out_bias: bool = True
   out_bn: bool = False
+  out_bn_affine: bool = True  # False: MoCo v3's projector (BN, no affine).
   bn_groups: int = 1
 
   @nn.compact
@@ -199,7 +200,8 @@ class MLPHead(nn.Module):
     last = len(self.hidden_dims)
     x = nn.Dense(self.out_dim, use_bias=self.out_bias, name=f'fc{last}')(x)
     if self.out_bn:
-      x = norm(name=f'bn{last}')(x)
+      x = norm(use_scale=self.out_bn_affine, use_bias=self.out_bn_affine,
+               name=f'bn{last}')(x)
     return x
 
 
@@ -227,10 +229,16 @@ class ClusteringModel(nn.Module):
   heads: str = 'cdc'
   num_features: int = 128  # F, CD's predictor heads.
   bn_groups: int = 1
+  # A frozen backbone runs in inference mode (BatchNorm running statistics,
+  # not updated) and passes no gradient; the optimiser leaves it alone too.
+  freeze_backbone: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    features = self.backbone(x, train)
+    if self.freeze_backbone:
+      features = jax.lax.stop_gradient(self.backbone(x, False))
+    else:
+      features = self.backbone(x, train)
     head = functools.partial(MLPHead, self.head_hidden_dims,
                              bn_groups=self.bn_groups)
     out = {'features': features}
@@ -273,4 +281,5 @@ def make_model(model_config, num_clusters: int, heads: str = 'cdc',
       head_layout=model_config.head_layout,
       heads=heads,
       num_features=model_config.get('num_features', 128),
-      bn_groups=bn_groups)
+      bn_groups=bn_groups,
+      freeze_backbone=model_config.get('freeze_backbone', False))

@@ -27,6 +27,7 @@ from cdcjax import data as data_lib
 from cdcjax import evaluators
 from cdcjax import folders
 from cdcjax import methods
+from cdcjax import optimizers
 from cdcjax import metrics as metrics_lib
 
 # Fields that may differ when resuming a run (they do not change what a step
@@ -57,25 +58,6 @@ def num_train_steps(config, num_examples: int) -> int:
   if config.total_steps > 0:
     return int(config.total_steps)
   return int(config.num_epochs * (num_examples // config.batch_size))
-
-
-def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
-  oc = config.optimizer
-  warmup = int(oc.warmup_fraction * total_steps)
-  if warmup > 0:
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, oc.learning_rate, warmup_steps=warmup,
-        decay_steps=max(total_steps, warmup + 1), end_value=0.0)
-  else:
-    schedule = optax.cosine_decay_schedule(oc.learning_rate, total_steps)
-  if oc.name == 'sgd':  # PyTorch SGD: decay added to the gradient.
-    return optax.chain(
-        optax.add_decayed_weights(oc.weight_decay),
-        optax.sgd(schedule, momentum=oc.momentum, nesterov=oc.nesterov))
-  if oc.name == 'adam':  # PyTorch Adam: L2 added to the gradient.
-    return optax.chain(optax.add_decayed_weights(oc.weight_decay),
-                       optax.adam(schedule))
-  return optax.adamw(schedule, weight_decay=oc.weight_decay)
 
 
 def init_state(model, optimizer, config, image_shape) -> TrainState:
@@ -137,7 +119,7 @@ class Trainer:
     if bn_groups is None:  # Per-device statistics: one group per device.
       bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
     self.model = methods.make_model(config, bn_groups)
-    self.optimizer = make_optimizer(config, self.total_steps)
+    self.optimizer = optimizers.make_optimizer(config, self.total_steps)
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P('data'))
     self.state = jax.jit(
@@ -153,16 +135,11 @@ class Trainer:
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=self.replicated)
 
-  def to_global(self, host_batch: dict) -> dict:
-    """Assembles global arrays from this process's slice of the host batch."""
-    num_processes, index = jax.process_count(), jax.process_index()
-
-    def put(x):
-      per_process = x.shape[0] // num_processes
-      local = x[index * per_process:(index + 1) * per_process]
-      return jax.make_array_from_process_local_data(self.batch_sharding, local)
-
-    return jax.tree.map(put, host_batch)
+  def to_global(self, local_batch: dict) -> dict:
+    """Global arrays sharded over `data` from this process's rows."""
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(self.batch_sharding,
+                                                         x), local_batch)
 
   def step(self, host_batch: dict) -> dict:
     batch = self.to_global({'view_a': host_batch['view_a'],
@@ -174,7 +151,9 @@ class Trainer:
     """Outputs ('features', 'c', 's', 'f' as the method has them) for every
     image of `source`, each exactly once, as host arrays in source order."""
     parts = []
-    for batch in data_lib.eval_batches(source, self.config.eval_batch_size):
+    for batch in data_lib.eval_batches(source, self.config.eval_batch_size,
+                                       jax.process_index(),
+                                       jax.process_count()):
       images = self.to_global({'image': batch['image']})['image']
       out = jax.device_get(self.embed_step(self.state, images))
       parts.append({k: np.asarray(v)[batch['mask']] for k, v in out.items()})
@@ -223,8 +202,10 @@ def _linear_probe(trainer, embeddings, eval_source, train_source) -> dict:
                                   labels[score])
     return {**out, 'protocol': 'half of the evaluation set'}
   train_features = trainer.embed(train_source)['features']
-  out = evaluators.linear_probe(train_features, train_source.labels, features,
-                                labels)
+  train_labels = train_source.labels
+  labelled = train_labels >= 0  # STL-10's unlabelled images: -1.
+  out = evaluators.linear_probe(train_features[labelled],
+                                train_labels[labelled], features, labels)
   return {**out, 'protocol': f'{train_source.name} -> {eval_source.name}'}
 
 
@@ -329,9 +310,13 @@ def check_inputs(config) -> None:
                               f'{config.data.name!r} does not exist')
   if config.init_from:
     directory = os.path.join(config.init_from, 'checkpoints')
-    if not os.path.isdir(directory) or not os.listdir(directory):
-      raise TrainingFailure(f'config.init_from={config.init_from!r} holds no '
-                            f'checkpoints (looked in {directory})')
+    converted = os.path.join(config.init_from, 'variables')
+    if not os.path.isdir(converted) and (not os.path.isdir(directory) or
+                                         not os.listdir(directory)):
+      raise TrainingFailure(
+          f'config.init_from={config.init_from!r} holds no checkpoints '
+          f'(looked in {directory}) and no converted backbone '
+          '(python -m cdcjax.convert writes variables/)')
 
 
 def check_labels(config, eval_source) -> None:
@@ -389,7 +374,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                total_steps, config.batch_size, mesh.size)
   dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
                                    seed=config.seed, aug_config=config.aug,
-                                   weak_view_a=config.method == 'selflabel')
+                                   weak_view_a=config.method == 'selflabel',
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count())
   batches = data_lib.train_iterator(dataset, start_step,
                                     num_threads=config.data.num_threads)
   result = None
@@ -458,10 +445,36 @@ def _log_eval(step: int, result: dict) -> None:
           for k, v in extra.items()))
 
 
+def load_converted_backbone(init_from: str, state: TrainState) -> TrainState:
+  """The backbone of a `python -m cdcjax.convert` output directory; strict:
+  every backbone variable present with the same shape, nothing extra."""
+  from cdcjax import convert  # pylint: disable=g-import-not-at-top
+  restored = convert.restore(init_from)['backbone']
+  loaded = {'params': restored['params'],
+            'batch_stats': restored['batch_stats']}
+  expected = {'params': state.params['backbone'],
+              'batch_stats': state.batch_stats['backbone']}
+  _check_same_tree(loaded, expected, f'{init_from} (converted backbone)')
+  cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),
+                                         old.sharding)
+  params = dict(state.params)
+  params['backbone'] = jax.tree.map(cast, loaded['params'],
+                                    expected['params'])
+  batch_stats = dict(state.batch_stats)
+  batch_stats['backbone'] = jax.tree.map(cast, loaded['batch_stats'],
+                                         expected['batch_stats'])
+  logging.info('Initialised the backbone from the converted checkpoint in %s',
+               init_from)
+  return state.replace(params=params, batch_stats=batch_stats)
+
+
 def load_weights(init_from: str, state: TrainState) -> TrainState:
   """Parameters and BatchNorm statistics from the newest checkpoint of the
-  workdir `init_from` (optimiser state and step start fresh). Every parameter
-  must be present with the same shape; extra ones are an error too."""
+  workdir `init_from` (optimiser state and step start fresh), or the backbone
+  of a converted PyTorch checkpoint (a directory with variables/). Every
+  parameter must be present with the same shape; extra ones are an error."""
+  if os.path.isdir(os.path.join(init_from, 'variables')):
+    return load_converted_backbone(init_from, state)
   directory = os.path.abspath(os.path.join(init_from, 'checkpoints'))
   manager = ocp.CheckpointManager(directory)
   step = manager.latest_step()

@@ -40,6 +40,8 @@ def test_config_loads_validates_and_gives_its_command(path):
     config = module.get_config(arg)
     if config.method == 'selflabel':
       config.init_from = '/some/run'  # Required; checked for content later.
+    if config.data.name == 'folder':
+      config.data.path = '/some/photos'  # Required; checked before work.
     config_common.validate(config, num_devices=1)
     assert config.method in name
 

@@ -78,14 +78,50 @@ def test_iterator_resumes_at_a_step(source):
 
 @pytest.mark.parametrize('batch_size', [64, 256, 1797, 2048])
 def test_eval_scores_every_image_exactly_once(source, batch_size):
-  seen, labels = [], []
+  seen, indices = [], []
   for batch in data.eval_batches(source, batch_size):
     assert batch['image'].shape[0] == batch_size
     seen.append(batch['image'][batch['mask']])
-    labels.append(batch['label'][batch['mask']])
+    indices.append(batch['index'][batch['mask']])
   np.testing.assert_array_equal(np.concatenate(seen),
                                 data.normalize(source.images))
-  np.testing.assert_array_equal(np.concatenate(labels), source.labels)
+  np.testing.assert_array_equal(np.concatenate(indices), np.arange(1797))
+
+
+@pytest.mark.parametrize('processes', [2, 4])
+def test_eval_processes_read_disjoint_shards_covering_the_set(source,
+                                                              processes):
+  batch_size = 256
+  global_images = [b['image'] for b in data.eval_batches(source, batch_size)]
+  per_process = [list(data.eval_batches(source, batch_size, p, processes))
+                 for p in range(processes)]
+  read = []
+  for step, parts in enumerate(zip(*per_process)):
+    # Concatenated in process order, the shards are the global batch.
+    np.testing.assert_array_equal(
+        np.concatenate([part['image'] for part in parts]), global_images[step])
+    for part in parts:
+      assert part['image'].shape[0] == batch_size // processes
+      read.extend(i for i in part['index'] if i < len(source))
+  assert sorted(read) == list(range(len(source)))
+
+
+def test_training_processes_read_disjoint_shards_of_each_global_batch(source):
+  single = data.train_dataset(source, batch_size=64, seed=3, aug_config=_aug())
+  shards = [data.train_dataset(source, batch_size=64, seed=3,
+                               aug_config=_aug(), process_index=p,
+                               process_count=2) for p in range(2)]
+  epoch = []
+  for step in range(28):  # 28 * 64 = 1792 of the 1797 images: one epoch.
+    parts = [shard[step]['index'] for shard in shards]
+    assert len(parts[0]) == len(parts[1]) == 32
+    np.testing.assert_array_equal(np.concatenate(parts),
+                                  single[step]['index'])
+    epoch.extend(np.concatenate(parts).tolist())
+  assert len(set(epoch)) == len(epoch) == 1792  # No example twice.
+  with pytest.raises(ValueError, match='not divisible by the process count'):
+    data.train_dataset(source, batch_size=63, seed=0, aug_config=_aug(),
+                       process_count=2)
 
 
 def test_unknown_dataset_is_rejected():

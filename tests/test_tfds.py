@@ -65,16 +65,20 @@ def test_unprepared_dataset_fails_in_check_inputs_before_work(tmp_path):
     train.check_inputs(config)
 
 
-def test_tiny_cifar100_20_run_on_mock_data(tmp_path):
-  config = config_common.cifar10('tiny')
-  config.data.name = 'tfds'
-  config.data.tfds_name = 'cifar100'
-  config.data.tfds_label = 'coarse_label'
-  config.num_clusters = 20
-  config.total_steps = 2
+@pytest.mark.parametrize('name', ['cifar100_20', 'stl10'])
+def test_paper_dataset_configs_run_tiny_on_mock_data(tmp_path, name):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), '..', 'configs',
+                      f'{name}_cdc.py')
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  full = module.get_config()
+  assert full.data.name == 'tfds' and full.num_clusters in (10, 20)
+  config = module.get_config('tiny')
+  config.total_steps = 1
   config.evaluators = ('cluster_head',)
   config_common.validate(config, 8)
-  with tfds.testing.mock_data(num_examples=64):
+  with tfds.testing.mock_data(num_examples=16):
     result = train.train_and_evaluate(config, str(tmp_path / 'run'))
-  assert result['num_examples'] == 64
-  assert os.path.exists(tmp_path / 'run' / 'metrics.jsonl')
+  assert result['num_examples'] == 16

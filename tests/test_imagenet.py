@@ -1,0 +1,83 @@
+"""The ImageNet recipe's pieces: a frozen backbone stays bit-identical while
+the heads train, and the tiny imagenet config runs end to end on mock data
+from the converted MoCo v3 fixture."""
+
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from cdcjax import config_common
+from cdcjax import convert
+from cdcjax import data
+from cdcjax import torch_checkpoint
+from cdcjax import train
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKPOINT = os.path.join(REPO_ROOT, '..', 'shared', 'fixtures',
+                          'moco_v3_r50_random.pth.tar')
+
+
+def test_frozen_backbone_is_bit_identical_after_steps():
+  config = config_common.digits('tiny')
+  config.model.freeze_backbone = True
+  config.optimizer.weight_decay = 1e-2  # Must not touch the backbone either.
+  source = data.load_digits()
+  trainer = train.Trainer(config, train.make_mesh(), source.images.shape[1:],
+                          len(source))
+  before = jax.device_get(trainer.state)
+  dataset = data.train_dataset(source, batch_size=config.batch_size,
+                               seed=0, aug_config=config.aug)
+  for step in range(3):
+    trainer.step(dataset[step])
+  after = jax.device_get(trainer.state)
+  for collection in ('params', 'batch_stats'):
+    jax.tree.map(np.testing.assert_array_equal,
+                 getattr(before, collection)['backbone'],
+                 getattr(after, collection)['backbone'])
+  moved = jax.tree.map(lambda a, b: not np.array_equal(a, b),
+                       before.params['cluster_head'],
+                       after.params['cluster_head'])
+  assert all(jax.tree.leaves(moved))
+
+
+@pytest.mark.slow  # A real ResNet-50: about a minute on 2 cores.
+@pytest.mark.skipif(not os.path.exists(CHECKPOINT),
+                    reason='../shared/fixtures/moco_v3_r50_random.pth.tar '
+                    'is not here')
+def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  variables = convert.convert_state_dict(
+      convert.state_dict_of(torch_checkpoint.load(CHECKPOINT)), 'moco_v3')
+  converted = str(tmp_path / 'mocov3')
+  convert.save(variables, converted, {'layout': 'moco_v3'}, overwrite=False)
+  with pytest.raises(convert.ConversionError, match='--overwrite'):
+    convert.save(variables, converted, {}, overwrite=False)
+
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      'imagenet_cdc', os.path.join(REPO_ROOT, 'configs', 'imagenet_cdc.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  full = module.get_config()
+  assert full.model.freeze_backbone and full.optimizer.name == 'lars'
+  assert full.optimizer.learning_rate == pytest.approx(0.3 * 4096 / 256)
+  config = module.get_config('tiny')
+  config.init_from = converted
+  config_common.validate(config, 8)
+  workdir = str(tmp_path / 'run')
+  with tfds.testing.mock_data(num_examples=16):
+    result = train.train_and_evaluate(config, workdir)
+  assert result['num_examples'] == 16
+  manager = ocp.CheckpointManager(os.path.abspath(
+      os.path.join(workdir, 'checkpoints')))
+  final = manager.restore(manager.latest_step(),
+                          args=ocp.args.StandardRestore())
+  manager.close()
+  for collection in ('params', 'batch_stats'):
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+        np.asarray(a), np.asarray(b, np.float32)),
+                 final[collection]['backbone'],
+                 variables['backbone'][collection])

@@ -208,40 +208,46 @@ def restore(directory: str) -> dict:
     return checkpointer.restore(path)
 
 
-_FROM = flags.DEFINE_enum('from', None, SOURCES, 'Layout of the checkpoint.')
-_OUT = flags.DEFINE_string('out', None, 'Output directory.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False,
-                               'Replace a converted checkpoint in --out.')
+def _define_flags():
+  # Defined only when run as a program: importing this module (tests, other
+  # tools with their own --out) must not register flags.
+  flags.DEFINE_enum('from', None, SOURCES, 'Layout of the checkpoint.')
+  flags.DEFINE_string('out', None, 'Output directory.')
+  flags.DEFINE_bool('overwrite', False,
+                    'Replace a converted checkpoint in --out.')
 
 
 def main(argv):
-  if len(argv) != 2 or not _FROM.value or not _OUT.value:
+  source, out = flags.FLAGS['from'].value, flags.FLAGS.out
+  overwrite = flags.FLAGS.overwrite
+  if len(argv) != 2 or not source or not out:
     sys.exit('usage: python -m cdcjax.convert --from={moco_v3,moco_v2,'
              'torchvision} IN.pth.tar --out=DIR [--overwrite]')
   path = argv[1]
   try:
-    if os.path.exists(os.path.join(_OUT.value, 'variables')) and (
-        not _OVERWRITE.value):
-      raise ConversionError(f'{_OUT.value} already holds a converted '
+    if os.path.exists(os.path.join(out, 'variables')) and (
+        not overwrite):
+      raise ConversionError(f'{out} already holds a converted '
                             'checkpoint; pass --overwrite to replace it')
     checkpoint = torch_checkpoint.load(path)
     state_dict = state_dict_of(checkpoint)
     dtypes = sorted({str(np.asarray(v).dtype) for v in state_dict.values()})
-    variables = convert_state_dict(state_dict, _FROM.value)
-    info = {'source': os.path.abspath(path), 'layout': _FROM.value,
+    variables = convert_state_dict(state_dict, source)
+    info = {'source': os.path.abspath(path), 'layout': source,
             'source_dtypes': dtypes, 'parts': sorted(variables),
             'epoch': checkpoint.get('epoch') if isinstance(checkpoint, dict)
                      else None,
             'arch': checkpoint.get('arch') if isinstance(checkpoint, dict)
                     else None}
-    save(variables, _OUT.value, info, _OVERWRITE.value)
+    save(variables, out, info, overwrite)
   except (ConversionError, torch_checkpoint.NotATorchCheckpoint,
           FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  print(f'converted {path} ({_FROM.value}; parts {", ".join(sorted(variables))}'
-        f'; source dtypes {", ".join(dtypes)}) to {_OUT.value}')
+  print(f'converted {path} ({source}; parts {", ".join(sorted(variables))}'
+        f'; source dtypes {", ".join(dtypes)}) to {out}')
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

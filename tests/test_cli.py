@@ -116,7 +116,8 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert _records(workdir) == records
   assert _snapshot(os.path.join(workdir, 'checkpoints')) == checkpoints
   # The tiny CDC config also runs k-means and the latent statistics.
-  assert set(evals[0]['kmeans_features']) == {'acc', 'nmi', 'ari'}
+  assert set(evals[0]['kmeans_features']) == {'acc', 'nmi', 'ari',
+                                              'cluster_size_entropy'}
   stats = evals[0]['latent_stats']
   assert len(stats['c_augmented']) == 2 and len(stats['w_same_class']) == 2
   assert 'latent_stats: c:' in result.stderr

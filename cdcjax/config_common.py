@@ -318,7 +318,9 @@ def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.eval_batch_size = 1024 if arg != 'tiny' else 256
-  c.num_epochs = {'mnist': 25, 'usps': 100}[name]
+  # MNIST: 17 epochs (3,984 steps) fit in the 60-minute CPU budget at the
+  # 1.28 steps/s measured on the 2-core CI machine.
+  c.num_epochs = {'mnist': 17, 'usps': 100}[name]
   c.log_every_steps = 100 if arg != 'tiny' else 4
   c.checkpoint_every_steps = 500 if arg != 'tiny' else 4
   return c

@@ -203,9 +203,11 @@ def train_dataset(source, *, batch_size: int, seed: int, aug_config,
   return ds.random_map(two_views)
 
 
-def train_iterator(dataset: grain.MapDataset, start_step: int,
-                   num_threads: int = 2, prefetch: int = 4) -> Iterator[dict]:
-  """Iterates batches start_step, start_step + 1, ... with background prefetch."""
+def train_iterator(dataset: grain.MapDataset, start_step: int = 0,
+                   num_threads: int = 2,
+                   prefetch: int = 4) -> grain.DatasetIterator:
+  """Iterates batches start_step, start_step + 1, ... with background prefetch.
+  The iterator's state (get_state / set_state) is what checkpoints save."""
   options = grain.ReadOptions(num_threads=num_threads,
                               prefetch_buffer_size=prefetch)
   return iter(dataset[start_step:].to_iter_dataset(options))

@@ -130,15 +130,15 @@ def test_npz_source_errors(tmp_path):
 
 
 def test_init_from_weights_must_match_the_model():
-  from cdcjax import train  # pylint: disable=g-import-not-at-top
+  from cdcjax import checkpoints  # pylint: disable=g-import-not-at-top
+  check = checkpoints.check_same_tree
   expected = {'params': {'a': np.zeros((2, 3)), 'b': np.zeros(4)}}
-  train._check_same_tree({'params': {'a': np.ones((2, 3)), 'b': np.ones(4)}},
-                         expected, 'run')  # Same names and shapes: accepted.
-  with pytest.raises(train.TrainingFailure, match=r"1 missing .*'b'"):
-    train._check_same_tree({'params': {'a': np.ones((2, 3))}}, expected, 'run')
-  with pytest.raises(train.TrainingFailure, match=r"1 unexpected .*'c'"):
-    train._check_same_tree({'params': {'a': np.ones((2, 3)), 'b': np.ones(4),
-                                       'c': np.ones(1)}}, expected, 'run')
-  with pytest.raises(train.TrainingFailure, match=r'\(2, 2\).*\(2, 3\)'):
-    train._check_same_tree({'params': {'a': np.ones((2, 2)), 'b': np.ones(4)}},
-                           expected, 'run')
+  check({'params': {'a': np.ones((2, 3)), 'b': np.ones(4)}}, expected,
+        'run')  # Same names and shapes: accepted.
+  with pytest.raises(checkpoints.TrainingFailure, match=r"1 missing .*'b'"):
+    check({'params': {'a': np.ones((2, 3))}}, expected, 'run')
+  with pytest.raises(checkpoints.TrainingFailure, match=r"1 unexpected .*'c'"):
+    check({'params': {'a': np.ones((2, 3)), 'b': np.ones(4), 'c': np.ones(1)}},
+          expected, 'run')
+  with pytest.raises(checkpoints.TrainingFailure, match=r'\(2, 2\).*\(2, 3\)'):
+    check({'params': {'a': np.ones((2, 2)), 'b': np.ones(4)}}, expected, 'run')

@@ -73,8 +73,8 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path):
   assert result['num_examples'] == 16
   manager = ocp.CheckpointManager(os.path.abspath(
       os.path.join(workdir, 'checkpoints')))
-  final = manager.restore(manager.latest_step(),
-                          args=ocp.args.StandardRestore())
+  final = manager.restore(manager.latest_step(), args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))['state']
   manager.close()
   for collection in ('params', 'batch_stats'):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(

@@ -1,0 +1,127 @@
+"""Checkpoints: the training state and the input iterator's position, saved
+together, and the weights a run can start from (`config.init_from`).
+
+A checkpoint step directory holds two items: `state` (the TrainState, Orbax
+standard format) and `data` (grain's iterator state, one JSON file per
+process), so a resumed run reads exactly the batches it would have read.
+"""
+
+import os
+
+from absl import logging
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from cdcjax.errors import TrainingFailure
+
+
+def open_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                           create=True))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state,
+         data_iterator: grain.DatasetIterator) -> None:
+  """Saves asynchronously; the iterator's position is taken now, so the
+  caller may keep reading from it."""
+  manager.save(step, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=grain.checkpoint.CheckpointSave(data_iterator)))
+
+
+def restore_latest(manager: ocp.CheckpointManager, state,
+                   data_iterator: grain.DatasetIterator):
+  """Restores the newest complete checkpoint into (a copy of) `state` and,
+  in place, into `data_iterator`; returns (state, step), step 0 when there is
+  no checkpoint (then nothing changes)."""
+  latest = manager.latest_step()
+  if latest is None:
+    return state, 0
+  step_dir = os.path.join(str(manager.directory), str(latest))
+  if not os.path.isdir(os.path.join(step_dir, 'data')):
+    raise TrainingFailure(
+        f'checkpoint {step_dir} has no saved input-iterator state (written by '
+        'an older cdcjax?); it cannot be resumed exactly. Use a new --workdir, '
+        'or start from its weights with --config.init_from')
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  restored = manager.restore(latest, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract),
+      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  logging.info('Resumed from checkpoint at step %d in %s', latest,
+               manager.directory)
+  return restored['state'], latest
+
+
+def load_converted_backbone(init_from: str, state):
+  """The backbone of a `python -m cdcjax.convert` output directory; strict:
+  every backbone variable present with the same shape, nothing extra."""
+  from cdcjax import convert  # pylint: disable=g-import-not-at-top
+  restored = convert.restore(init_from)['backbone']
+  loaded = {'params': restored['params'],
+            'batch_stats': restored['batch_stats']}
+  expected = {'params': state.params['backbone'],
+              'batch_stats': state.batch_stats['backbone']}
+  check_same_tree(loaded, expected, f'{init_from} (converted backbone)')
+  cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),
+                                         old.sharding)
+  params = dict(state.params)
+  params['backbone'] = jax.tree.map(cast, loaded['params'],
+                                    expected['params'])
+  batch_stats = dict(state.batch_stats)
+  batch_stats['backbone'] = jax.tree.map(cast, loaded['batch_stats'],
+                                         expected['batch_stats'])
+  logging.info('Initialised the backbone from the converted checkpoint in %s',
+               init_from)
+  return state.replace(params=params, batch_stats=batch_stats)
+
+
+def load_weights(init_from: str, state):
+  """Parameters and BatchNorm statistics from the newest checkpoint of the
+  workdir `init_from` (optimiser state and step start fresh), or the backbone
+  of a converted PyTorch checkpoint (a directory with variables/). Every
+  parameter must be present with the same shape; extra ones are an error."""
+  if os.path.isdir(os.path.join(init_from, 'variables')):
+    return load_converted_backbone(init_from, state)
+  directory = os.path.abspath(os.path.join(init_from, 'checkpoints'))
+  manager = ocp.CheckpointManager(directory)
+  step = manager.latest_step()
+  if step is None:
+    raise TrainingFailure(f'config.init_from={init_from!r} holds no '
+                          f'checkpoint (looked in {directory})')
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore()))['state']
+  manager.close()
+  loaded = {'params': restored['params'],
+            'batch_stats': restored['batch_stats']}
+  expected = {'params': state.params, 'batch_stats': state.batch_stats}
+  check_same_tree(loaded, expected, init_from)
+  logging.info('Initialised weights from %s (step %d)', init_from, step)
+  cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),
+                                         old.sharding)
+  return state.replace(
+      params=jax.tree.map(cast, loaded['params'], state.params),
+      batch_stats=jax.tree.map(cast, loaded['batch_stats'],
+                               state.batch_stats))
+
+
+def check_same_tree(loaded, expected, source: str) -> None:
+  flat_loaded = {jax.tree_util.keystr(k): v for k, v in
+                 jax.tree_util.tree_flatten_with_path(loaded)[0]}
+  flat_expected = {jax.tree_util.keystr(k): v for k, v in
+                   jax.tree_util.tree_flatten_with_path(expected)[0]}
+  missing = sorted(set(flat_expected) - set(flat_loaded))
+  unexpected = sorted(set(flat_loaded) - set(flat_expected))
+  if missing or unexpected:
+    raise TrainingFailure(
+        f'{source} does not match this model: {len(missing)} missing '
+        f'(first: {missing[:3]}), {len(unexpected)} unexpected (first: '
+        f'{unexpected[:3]})')
+  for key, value in flat_expected.items():
+    if tuple(flat_loaded[key].shape) != tuple(value.shape):
+      raise TrainingFailure(
+          f'{source}: {key} has shape {tuple(flat_loaded[key].shape)}, this '
+          f'model needs {tuple(value.shape)}')

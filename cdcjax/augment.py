@@ -1,19 +1,43 @@
 """Batched NumPy augmentation recipes, run on the host inside grain workers.
 
 Every function takes float images (N, H, W, C) in [0, 1] and a NumPy
-Generator, and draws independent parameters per image.
+Generator, and draws independent parameters per image. `augment(images, rng,
+aug_config, view)` applies the recipe named by aug_config.recipe; `view` (0 or
+1) matters only for asymmetric recipes (moco_v3).
 
-  digits  affine jitter, stroke intensity and contrast, random erasing, noise
-          (small grey digits; the config's aug.* fields).
-  simclr  SimCLR's recipe without blur, as the CDC and CC papers use it on
-          CIFAR: RandomResizedCrop(scale aug.crop_scale, ratio 3/4..4/3),
-          horizontal flip p 0.5, ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s) with
-          p 0.8 in random order, grayscale p 0.2 (s = aug.color_strength).
+  digits       affine jitter, stroke intensity and contrast, random erasing,
+               noise (small grey digits; the config's aug.* fields).
+  simclr       SimCLR's recipe as the CDC and CC papers use it on CIFAR:
+               RandomResizedCrop(scale aug.crop_scale, ratio 3/4..4/3),
+               horizontal flip p 0.5, ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s)
+               with p 0.8 in random order, grayscale p 0.2
+               (s = aug.color_strength), Gaussian blur p aug.blur_prob (0: the
+               CIFAR recipe has none).
+  cc           the CC / CD papers' recipe: simclr with s = 0.5, crop scale
+               (0.08, 1), no blur; with aug.output_size = 224 it is their
+               224-pixel variant (the crop is resized to 224 x 224).
+  moco_v2      MoCo v2: crop scale (0.2, 1), ColorJitter(0.4, 0.4, 0.4, 0.1)
+               p 0.8, grayscale p 0.2, blur p 0.5, flip.
+  moco_v3      MoCo v3 / BYOL, asymmetric: crop scale (0.08, 1),
+               ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, blur
+               p 1.0 (view 0) / 0.1 (view 1), solarize p 0 / 0.2, flip.
+  scan_strong  SCAN's strong view: flip, RandAugment with 4 ops of random
+               magnitude, Cutout (cdcjax/randaugment.py).
+
+Blur is a Gaussian with sigma uniform in [0.1, 2.0] pixels at 224 x 224
+(scaled with the image side), kernel ~10% of the side, reflect padding.
+Solarize inverts values >= 128/255 (PIL's threshold). aug.output_size > 0
+resizes the crop to that side (0: the input size). With aug.color_on_device
+the colour steps (jitter, grayscale, blur, solarize) run in the jitted train
+step instead (cdcjax/augment_jax.py); the host then does only the geometry.
 """
+
+import dataclasses
 
 import numpy as np
 
-RECIPES = ('digits', 'simclr')
+CONTRASTIVE_RECIPES = ('simclr', 'cc', 'moco_v2', 'moco_v3')
+RECIPES = ('digits', *CONTRASTIVE_RECIPES, 'scan_strong')
 
 
 def bilinear_sample(images, ys, xs, clamp=False):
@@ -86,11 +110,13 @@ def digits(images: np.ndarray, rng: np.random.Generator,
 
 
 def random_resized_crop(images, rng, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3), attempts=10):
-  """torchvision's RandomResizedCrop to the input size: area fraction in
-  `scale`, log-uniform aspect ratio; after `attempts` misses, a central crop
-  with the ratio clamped to `ratio` (torchvision's fallback)."""
+                        ratio=(3 / 4, 4 / 3), attempts=10, out_size=0):
+  """torchvision's RandomResizedCrop: area fraction in `scale`, log-uniform
+  aspect ratio; after `attempts` misses, a central crop with the ratio
+  clamped to `ratio` (torchvision's fallback). Output side `out_size` (0: the
+  input size)."""
   n, h, w, _ = images.shape
+  out_h = out_w = out_size
   area = h * w
   target = rng.uniform(scale[0], scale[1], (attempts, n)) * area
   aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]),
@@ -112,13 +138,19 @@ def random_resized_crop(images, rng, scale=(0.08, 1.0),
   left = np.where(found, np.floor(rng.uniform(size=n) * (w - cw + 1)),
                   (w - cw) // 2)
   # Output pixel centres mapped into the crop (align_corners=False).
-  u = (np.arange(h) + 0.5) / h
-  v = (np.arange(w) + 0.5) / w
+  if not out_size:
+    out_h, out_w = h, w
+  u = (np.arange(out_h) + 0.5) / out_h
+  v = (np.arange(out_w) + 0.5) / out_w
   ys = top[:, None, None] + u[None, :, None] * ch[:, None, None] - 0.5
   xs = left[:, None, None] + v[None, None, :] * cw[:, None, None] - 0.5
-  ys = np.broadcast_to(ys, (n, h, w))
-  xs = np.broadcast_to(xs, (n, h, w))
+  ys = np.broadcast_to(ys, (n, out_h, out_w))
+  xs = np.broadcast_to(xs, (n, out_h, out_w))
   return bilinear_sample(images, ys, xs, clamp=True)
+
+
+# The colour operations below take the array module `xp` (numpy or
+# jax.numpy), so the host path and cdcjax/augment_jax.py share one definition.
 
 
 def _grayscale(x):
@@ -126,44 +158,45 @@ def _grayscale(x):
   return x[..., :1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114
 
 
-def _rgb_to_hsv(x):
+def _rgb_to_hsv(x, xp=np):
   r, g, b = x[..., 0], x[..., 1], x[..., 2]
   maxc, minc = x.max(-1), x.min(-1)
   delta = maxc - minc
-  safe = np.where(delta > 0, delta, 1.0)
+  safe = xp.where(delta > 0, delta, 1.0)
   rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-  hue = np.where(maxc == r, bc - gc,
-                 np.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-  hue = np.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
-  sat = np.where(maxc > 0, delta / np.where(maxc > 0, maxc, 1.0), 0.0)
+  hue = xp.where(maxc == r, bc - gc,
+                 xp.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+  hue = xp.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
+  sat = xp.where(maxc > 0, delta / xp.where(maxc > 0, maxc, 1.0), 0.0)
   return hue, sat, maxc
 
 
-def _hsv_to_rgb(hue, sat, val):
-  i = np.floor(hue * 6.0)
+def _hsv_to_rgb(hue, sat, val, xp=np):
+  i = xp.floor(hue * 6.0)
   f = hue * 6.0 - i
   p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
-  i = i.astype(np.int64) % 6
-  choices = [np.stack(c, -1) for c in ((val, t, p), (q, val, p), (p, val, t),
+  i = i.astype(xp.int32) % 6
+  choices = [xp.stack(c, -1) for c in ((val, t, p), (q, val, p), (p, val, t),
                                         (p, q, val), (t, p, val), (val, p, q))]
   out = choices[0]
   for k in range(1, 6):
-    out = np.where((i == k)[..., None], choices[k], out)
+    out = xp.where((i == k)[..., None], choices[k], out)
   return out
 
 
-def _adjust(x, op, factor):
+def _adjust(x, op, factor, xp=np):
+  """op 0 brightness, 1 contrast, 2 saturation, 3 hue; one factor per image."""
   f = factor[:, None, None, None]
   if op == 0:  # Brightness.
-    return np.clip(x * f, 0, 1)
+    return xp.clip(x * f, 0, 1)
   if op == 1:  # Contrast: blend with the mean grey level of each image.
     mean = _grayscale(x).mean(axis=(1, 2, 3), keepdims=True)
-    return np.clip(mean + f * (x - mean), 0, 1)
+    return xp.clip(mean + f * (x - mean), 0, 1)
   if op == 2:  # Saturation: blend with the grey image.
     grey = _grayscale(x)
-    return np.clip(grey + f * (x - grey), 0, 1)
-  hue, sat, val = _rgb_to_hsv(x)  # Hue: rotate by factor (a turn fraction).
-  return _hsv_to_rgb((hue + factor[:, None, None]) % 1.0, sat, val)
+    return xp.clip(grey + f * (x - grey), 0, 1)
+  hue, sat, val = _rgb_to_hsv(x, xp)  # Hue: rotate by factor (a turn fraction).
+  return _hsv_to_rgb((hue + factor[:, None, None]) % 1.0, sat, val, xp)
 
 
 def color_jitter(images, rng, brightness, contrast, saturation, hue):
@@ -184,27 +217,126 @@ def color_jitter(images, rng, brightness, contrast, saturation, hue):
   return x
 
 
-def simclr(images: np.ndarray, rng: np.random.Generator,
-           aug_config) -> np.ndarray:
-  """SimCLR's augmentation without blur (see the module docstring)."""
-  n = len(images)
-  x = random_resized_crop(images, rng, scale=tuple(aug_config.crop_scale))
-  flip = rng.uniform(size=n) < 0.5
-  x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+def blur_sigmas(rng, n, side):
+  """Per-image Gaussian sigmas in pixels: [0.1, 2.0] at 224, scaled."""
+  return rng.uniform(0.1, 2.0, n) * side / 224
+
+
+def blur_radius(side):
+  return max(1, side // 20)  # Kernel 2r + 1: 23 at 224, ~10% of the side.
+
+
+def blur_kernels(sigmas, radius):
+  offsets = np.arange(-radius, radius + 1)
+  k = np.exp(-0.5 * (offsets[None] / sigmas[:, None]) ** 2)
+  return k / k.sum(axis=1, keepdims=True)
+
+
+def gaussian_blur(images, sigmas):
+  """Separable Gaussian blur with per-image sigmas, reflect padding."""
+  n, h, w, _ = images.shape
+  radius = blur_radius(min(h, w))
+  kernels = blur_kernels(sigmas, radius)[:, :, None, None, None]
+  x = images
+  for axis in (1, 2):
+    pad = [(0, 0)] * 4
+    pad[axis] = (radius, radius)
+    padded = np.pad(x, pad, mode='reflect')
+    size = x.shape[axis]
+    x = sum(kernels[:, k] * np.take(padded, np.arange(k, k + size), axis=axis)
+            for k in range(2 * radius + 1))
+  return x
+
+
+def solarize(images, threshold=128 / 255):
+  return np.where(images >= threshold, 1.0 - images, images)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewSpec:
+  """One view of a contrastive recipe: crop area range, colour jitter
+  strengths (brightness, contrast, saturation, hue) and the probabilities of
+  each step."""
+  crop_scale: tuple = (0.08, 1.0)
+  jitter: tuple = (0.4, 0.4, 0.4, 0.1)
+  jitter_prob: float = 0.8
+  grey_prob: float = 0.2
+  blur_prob: float = 0.0
+  solarize_prob: float = 0.0
+
+
+def view_spec(aug_config, view: int) -> ViewSpec:
+  """The parameters of `view` (0 or 1) under aug_config.recipe."""
+  recipe = aug_config.recipe
+  if recipe in ('simclr', 'cc'):
+    s = aug_config.color_strength if recipe == 'simclr' else 0.5
+    return ViewSpec(
+        crop_scale=tuple(aug_config.crop_scale) if recipe == 'simclr'
+        else (0.08, 1.0), jitter=(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s),
+        blur_prob=aug_config.blur_prob if recipe == 'simclr' else 0.0)
+  if recipe == 'moco_v2':
+    return ViewSpec(crop_scale=(0.2, 1.0), blur_prob=0.5)
+  if recipe == 'moco_v3':
+    return ViewSpec(jitter=(0.4, 0.4, 0.2, 0.1), blur_prob=(1.0, 0.1)[view],
+                    solarize_prob=(0.0, 0.2)[view])
+  raise ValueError(f'aug.recipe={recipe!r} has no contrastive view spec; '
+                   f'allowed: simclr, cc, moco_v2, moco_v3')
+
+
+def geometry(images, rng, spec: ViewSpec, out_size: int = 0):
+  """Random resized crop and horizontal flip."""
+  x = random_resized_crop(images, rng, scale=spec.crop_scale,
+                          out_size=out_size)
+  flip = rng.uniform(size=len(x)) < 0.5
+  return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+
+
+def colour(x, rng, spec: ViewSpec):
+  """Colour jitter, grayscale, blur and solarize, each with its probability
+  (jitter and grayscale only on RGB images)."""
+  n = len(x)
+  x = np.array(x, np.float64)
   if x.shape[-1] == 3:
-    s = aug_config.color_strength
-    jitter = np.flatnonzero(rng.uniform(size=n) < 0.8)
-    x[jitter] = color_jitter(x[jitter], rng, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)
-    grey = rng.uniform(size=n) < 0.2
+    jitter = np.flatnonzero(rng.uniform(size=n) < spec.jitter_prob)
+    x[jitter] = color_jitter(x[jitter], rng, *spec.jitter)
+    grey = rng.uniform(size=n) < spec.grey_prob
     x = np.where(grey[:, None, None, None], _grayscale(x), x)
-  return x.astype(np.float32)
+  blur = np.flatnonzero(rng.uniform(size=n) < spec.blur_prob)
+  if len(blur):
+    x[blur] = gaussian_blur(x[blur], blur_sigmas(rng, len(blur),
+                                                 min(x.shape[1:3])))
+  sol = rng.uniform(size=n) < spec.solarize_prob
+  return np.where(sol[:, None, None, None], solarize(x), x)
 
 
-def augment(images: np.ndarray, rng: np.random.Generator,
-            aug_config) -> np.ndarray:
-  """Applies the recipe named by aug_config.recipe."""
+def resize(images, size: int):
+  """Bilinear resize to size x size (half-pixel centres, edge clamp), as
+  torchvision's Resize for upsampling; the evaluation transform of
+  aug.output_size."""
+  n, h, w, _ = images.shape
+  ys = (np.arange(size) + 0.5) * h / size - 0.5
+  xs = (np.arange(size) + 0.5) * w / size - 0.5
+  ys = np.broadcast_to(ys[None, :, None], (n, size, size))
+  xs = np.broadcast_to(xs[None, None, :], (n, size, size))
+  return bilinear_sample(images, ys, xs, clamp=True).astype(np.float32)
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
+            view: int = 0, with_colour: bool | None = None) -> np.ndarray:
+  """Applies the recipe named by aug_config.recipe to make view `view`.
+  Contrastive recipes skip their colour steps when with_colour is False
+  (default: not aug_config.color_on_device)."""
   if aug_config.recipe == 'digits':
     return digits(images, rng, aug_config)
-  if aug_config.recipe == 'simclr':
-    return simclr(images, rng, aug_config)
+  if aug_config.recipe == 'scan_strong':
+    from cdcjax import randaugment  # pylint: disable=g-import-not-at-top
+    return randaugment.scan_strong(images, rng)
+  if aug_config.recipe in CONTRASTIVE_RECIPES:
+    spec = view_spec(aug_config, view)
+    x = geometry(images, rng, spec, aug_config.output_size)
+    if with_colour is None:
+      with_colour = not aug_config.color_on_device
+    if with_colour:
+      x = colour(x, rng, spec)
+    return x.astype(np.float32)
   raise ValueError(f'aug.recipe={aug_config.recipe!r}; allowed: {RECIPES}')

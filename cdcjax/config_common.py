@@ -65,10 +65,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_split = 'all'
 
   c.aug = ml_collections.ConfigDict()
-  c.aug.recipe = 'digits'  # cdcjax/augment.py: 'digits' or 'simclr'.
-  # simclr: RandomResizedCrop area range and colour strength s.
+  # cdcjax/augment.py: digits, simclr, cc, moco_v2, moco_v3, scan_strong.
+  c.aug.recipe = 'digits'
+  # simclr: RandomResizedCrop area range, colour strength s, blur probability.
   c.aug.crop_scale = (0.08, 1.0)
   c.aug.color_strength = 0.5
+  c.aug.blur_prob = 0.0
+  # Contrastive recipes: side of the resized crop (0: the input size; 224 is
+  # CC's variant), evaluation images are resized to it too.
+  c.aug.output_size = 0
+  # Run the colour steps inside the jitted train step (on the accelerator)
+  # instead of in the host workers; same distribution (tests/test_augment_jax).
+  c.aug.color_on_device = False
   # digits:
   c.aug.rotation_deg = 15.0
   c.aug.scale_range = (0.85, 1.15)
@@ -204,6 +212,14 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            'need 0 < min <= max <= 1')
   _require(c.aug.color_strength >= 0, 'aug.color_strength',
            c.aug.color_strength, 'must be >= 0')
+  _require(0 <= c.aug.blur_prob <= 1, 'aug.blur_prob', c.aug.blur_prob,
+           'must be in [0, 1]')
+  _require(c.aug.output_size >= 0, 'aug.output_size', c.aug.output_size,
+           'must be >= 0 (0: the input size)')
+  _require(not (c.aug.output_size or c.aug.color_on_device) or
+           c.aug.recipe in augment.CONTRASTIVE_RECIPES,
+           'aug.recipe', c.aug.recipe, 'aug.output_size and '
+           f'aug.color_on_device need one of {augment.CONTRASTIVE_RECIPES}')
   _require(c.model.batch_norm in BATCH_NORMS, 'model.batch_norm',
            c.model.batch_norm, f'one of {BATCH_NORMS}')
   _require(c.model.num_features >= 1, 'model.num_features',

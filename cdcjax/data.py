@@ -182,6 +182,8 @@ def train_dataset(source, *, batch_size: int, seed: int, aug_config,
   boundaries, so every step is full), and process p reads and augments only
   rows [p * B / P, (p + 1) * B / P) of it.
   weak_view_a: view a is the un-augmented image (self-labeling's weak view).
+  With aug_config.color_on_device the views are geometry only, in [0, 1];
+  the train step colours and normalises them (cdcjax/augment_jax.py).
   """
   if batch_size % process_count:
     raise ValueError(f'batch_size={batch_size} is not divisible by the '
@@ -192,12 +194,14 @@ def train_dataset(source, *, batch_size: int, seed: int, aug_config,
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.map(lambda indices: _stack([source[int(i)] for i in indices[mine]]))
 
+  finish = (lambda x: x) if aug_config.color_on_device else normalize
+
   def two_views(batch, rng):
     images = batch['image']
     view_a = images if weak_view_a else augment.augment(images, rng,
-                                                        aug_config)
-    return {'view_a': normalize(view_a),
-            'view_b': normalize(augment.augment(images, rng, aug_config)),
+                                                        aug_config, view=0)
+    return {'view_a': finish(view_a.astype(np.float32)),
+            'view_b': finish(augment.augment(images, rng, aug_config, view=1)),
             'index': batch['index']}
 
   return ds.random_map(two_views)

@@ -69,8 +69,9 @@ def _latent_stats(trainer, eval_source) -> dict:
   chosen = np.sort(rng.permutation(len(eval_source))[:n])
   images = eval_source.read(chosen)
   views = []
-  for _ in range(2):
-    augmented = augment.augment(images, rng, config.aug)
+  for view in range(2):
+    augmented = augment.augment(images, rng, config.aug, view=view,
+                                with_colour=True)
     views.append(trainer.embed(data_lib.ArraySource(
         augmented, eval_source.labels[chosen], eval_source.num_classes,
         eval_source.name)))

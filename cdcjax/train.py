@@ -21,6 +21,8 @@ import numpy as np
 import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from cdcjax import augment
+from cdcjax import augment_jax
 from cdcjax import checkpoints
 from cdcjax import data as data_lib
 from cdcjax import evaluation
@@ -68,6 +70,11 @@ def make_train_step(model, optimizer, config, total_steps: int):
   """Returns train_step(state, batch) -> (state, metrics), not yet jitted."""
 
   def train_step(state: TrainState, batch):
+    if config.aug.color_on_device:
+      batch = augment_jax.device_views(
+          batch, jax.random.fold_in(jax.random.key(config.seed), state.step),
+          config.aug, weak_view_a=config.method == 'selflabel')
+
     def compute_loss(params):
       batch_stats = state.batch_stats
       outputs = []
@@ -149,7 +156,10 @@ class Trainer:
     for batch in data_lib.eval_batches(source, self.config.eval_batch_size,
                                        jax.process_index(),
                                        jax.process_count()):
-      images = self.to_global({'image': batch['image']})['image']
+      images = batch['image']
+      if self.config.aug.output_size:  # The evaluation transform: resize.
+        images = augment.resize(images, self.config.aug.output_size)
+      images = self.to_global({'image': images})['image']
       out = jax.device_get(self.embed_step(self.state, images))
       parts.append({k: np.asarray(v)[batch['mask']] for k, v in out.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -248,7 +258,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(config, workdir)
   mesh = make_mesh()
-  trainer = Trainer(config, mesh, source.read([0]).shape[1:], len(source))
+  image_shape = source.read([0]).shape[1:]
+  if config.aug.output_size:
+    image_shape = (config.aug.output_size,) * 2 + image_shape[-1:]
+  trainer = Trainer(config, mesh, image_shape, len(source))
   total_steps = trainer.total_steps
   writer = MetricsWriter(os.path.join(workdir, 'metrics.jsonl'))
   manager = checkpoints.open_manager(workdir, config.keep_checkpoints)

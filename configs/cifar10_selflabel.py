@@ -8,7 +8,8 @@ evaluate on the 10,000 test images.
 SCAN's self-labeling stage from a finished CDC run (init_from): Adam 1e-4, wd 1e-4,
 threshold 0.99, class-balanced, batch 1000, 200 epochs; init_from names the
 workdir of a finished configs/cifar10_cdc.py run.
-The strong view is the SimCLR recipe; SCAN's RandAugment + Cutout view is not built yet.
+The strong view is SCAN's (aug.recipe='scan_strong': flip, RandAugment with 4
+random ops, Cutout); the weak view is the un-augmented image.
 
 Accelerator recipe (ResNet-18; see cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
 Tiny variant for smoke tests: configs/cifar10_selflabel.py:tiny.
@@ -22,4 +23,5 @@ def get_config(arg: str | None = None):
   if arg != 'tiny':
     c.num_epochs = 200  # SCAN's CIFAR schedule, batch 1000.
     c.batch_size = 1000
+  c.aug.recipe = 'scan_strong'
   return c

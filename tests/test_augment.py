@@ -76,7 +76,7 @@ def _simclr_config(**kw):
 
 def test_simclr_grayscale_rate_and_range():
   images = _images(n=4000, size=4)
-  out = augment.simclr(images, np.random.default_rng(5), _simclr_config())
+  out = augment.augment(images, np.random.default_rng(5), _simclr_config())
   assert out.shape == images.shape and out.dtype == np.float32
   assert out.min() >= 0 and out.max() <= 1
   grey = np.all(np.abs(out - out[..., :1]) < 1e-6, axis=(1, 2, 3))
@@ -86,7 +86,7 @@ def test_simclr_grayscale_rate_and_range():
 def test_simclr_on_grey_images_only_crops_and_flips():
   images = _images(n=8, channels=1)
   config = _simclr_config(crop_scale=(1.0, 1.0))
-  out = augment.simclr(images, np.random.default_rng(6), config)
+  out = augment.augment(images, np.random.default_rng(6), config)
   for x, y in zip(out, images):
     assert (np.allclose(x, y, atol=1e-6) or
             np.allclose(x, y[:, ::-1], atol=1e-6))
@@ -104,9 +104,88 @@ def test_augment_dispatch_and_unknown_recipe():
 
 @pytest.mark.parametrize('field,value', [('recipe', 'moco'),
                                          ('crop_scale', (0.5, 0.2)),
-                                         ('color_strength', -1.0)])
+                                         ('color_strength', -1.0),
+                                         ('blur_prob', 1.5),
+                                         ('output_size', -1)])
 def test_config_rejects_bad_aug(field, value):
   c = config_common.base_config()
   c.aug[field] = value
   with pytest.raises(config_common.ConfigError, match=f'aug.{field}'):
     config_common.validate(c, 1)
+
+
+def test_blur_preserves_constants_and_mass_and_matches_a_direct_convolution():
+  const = np.full((2, 20, 20, 3), 0.3)
+  np.testing.assert_allclose(augment.gaussian_blur(const, np.array([0.5, 2.0])),
+                             const, atol=1e-12)
+  images = _images(n=2, size=20)
+  sigmas = np.array([0.7, 1.5])
+  out = augment.gaussian_blur(images, sigmas)
+  radius = augment.blur_radius(20)
+  offsets = np.arange(-radius, radius + 1)
+  for n in range(2):  # Direct 2-D sum with reflect indices.
+    g = np.exp(-0.5 * (offsets / sigmas[n]) ** 2)
+    g /= g.sum()
+    reflect = lambda i: np.abs(i) if i < 0 else (38 - i if i > 19 else i)
+    y, x = 7, 0
+    want = sum(g[a] * g[b] * images[n, reflect(y + dy), reflect(x + dx)]
+               for a, dy in enumerate(offsets) for b, dx in enumerate(offsets))
+    np.testing.assert_allclose(out[n, y, x], want, rtol=1e-6)
+  assert out.std() < images.std()  # Smoothing lowers the variance.
+
+
+def test_solarize_inverts_only_bright_values():
+  x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+  np.testing.assert_allclose(augment.solarize(x), [0.0, 0.25, 0.5, 0.25, 0.0])
+
+
+def _aug(recipe, **kw):
+  c = config_common.base_config().aug
+  c.recipe = recipe
+  c.update(kw)
+  return c
+
+
+def test_recipe_parameters():
+  assert augment.view_spec(_aug('moco_v2'), 0) == augment.ViewSpec(
+      crop_scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.1), blur_prob=0.5)
+  v3 = [augment.view_spec(_aug('moco_v3'), v) for v in (0, 1)]
+  assert [(v.blur_prob, v.solarize_prob) for v in v3] == [(1.0, 0.0),
+                                                          (0.1, 0.2)]
+  assert v3[0].jitter == (0.4, 0.4, 0.2, 0.1)
+  cc = augment.view_spec(_aug('cc', color_strength=1.0, crop_scale=(0.5, 1)), 1)
+  assert cc.jitter == (0.4, 0.4, 0.4, 0.1) and cc.crop_scale == (0.08, 1.0)
+  assert cc.blur_prob == 0
+
+
+def test_colour_applies_each_step_with_its_probability(monkeypatch):
+  # A marker instead of the blur: blurred images are the ones that moved by 10.
+  monkeypatch.setattr(augment, 'gaussian_blur', lambda x, sigmas: x + 10)
+  images = np.full((4000, 4, 4, 3), 0.9)
+  spec = augment.ViewSpec(jitter_prob=0.0, grey_prob=0.0, blur_prob=0.3,
+                          solarize_prob=0.2)
+  out = augment.colour(images, np.random.default_rng(0), spec)[:, 0, 0, 0]
+  # 0.9 untouched, 10.9 blurred, 0.1 solarized, -9.9 blurred then solarized.
+  assert np.all(np.isclose(out[:, None], [0.9, 10.9, 0.1, -9.9]).any(axis=1))
+  blurred, solarized = np.abs(out) > 5, out < 0.5
+  assert abs(blurred.mean() - 0.3) < 0.03
+  assert abs(solarized.mean() - 0.2) < 0.03
+
+
+def test_output_size_resizes_crops_and_eval_resize():
+  images = _images(n=4, size=8)
+  out = augment.augment(images, np.random.default_rng(0),
+                        _aug('cc', output_size=24))
+  assert out.shape == (4, 24, 24, 3)
+  up = augment.resize(np.full((1, 8, 8, 1), 0.4), 24)
+  np.testing.assert_allclose(up, 0.4, atol=1e-6)
+  np.testing.assert_allclose(augment.resize(images, 8), images, atol=1e-6)
+
+
+def test_color_on_device_leaves_only_geometry_on_the_host():
+  images = _images(n=6, size=8)
+  c = _aug('simclr', crop_scale=(1.0, 1.0), color_on_device=True)
+  out = augment.augment(images, np.random.default_rng(1), c)
+  for x, y in zip(out, images):  # No colour change: crop (identity) + flip.
+    assert (np.allclose(x, y, atol=1e-6) or
+            np.allclose(x, y[:, ::-1], atol=1e-6))

@@ -57,10 +57,14 @@ def _fake_colour_npz(path, n_train=96, n_test=40):
            split=np.r_[np.zeros(n_train), np.ones(n_test)].astype(np.uint8))
 
 
-def test_cifar10_tiny_trains_with_colour_augmentation(tmp_path):
+@pytest.mark.parametrize('aug', [
+    {}, {'recipe': 'moco_v3', 'color_on_device': True, 'output_size': 24}],
+                         ids=['simclr_on_host', 'moco_v3_on_device_resized'])
+def test_cifar10_tiny_trains_with_colour_augmentation(tmp_path, aug):
   _fake_colour_npz(tmp_path / 'cifar10.npz')
   config = _load(os.path.join(REPO_ROOT, 'configs', 'cifar10_cdc.py')
                  ).get_config('tiny')
+  config.aug.update(aug)
   config.data.path = str(tmp_path / 'cifar10.npz')
   config.total_steps = 3
   config.evaluators = ('cluster_head', 'kmeans_features')

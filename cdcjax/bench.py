@@ -4,6 +4,7 @@
   python -m cdcjax.bench train --config=configs/usps_cdc.py --seeds=0
   python -m cdcjax.bench ablations --config=configs/mnist_cdc.py \
       --override=total_steps=1500
+  python -m cdcjax.bench input --sizes=32,224 --workers=1,2
 
 `digits` (`train` with the default config, digits CDC) and `train` run the
 training command once per seed in a fresh workdir, as a user would (new
@@ -16,6 +17,9 @@ InfoNCE) with the same config, seed and budget, and prints a table with the
 clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
 linear-probe ACC. A run that stops on a non-finite loss is reported as
 diverged, with the step, from its error message.
+
+`input` measures the training input pipeline against a PyTorch DataLoader
+doing the same recipe (cdcjax/bench_input.py).
 """
 
 import json
@@ -36,6 +40,9 @@ _CONFIG = flags.DEFINE_string('config', 'configs/digits_cdc.py',
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the summary.')
 _EXTRA = flags.DEFINE_multi_string('override', [],
                                    'Extra --config.x=y overrides.')
+_SIZES = flags.DEFINE_list('sizes', ['32', '224'], 'input: image sides.')
+_WORKERS = flags.DEFINE_list('workers', ['1', '2'], 'input: worker counts.')
+_BATCHES = flags.DEFINE_integer('batches', 10, 'input: timed batches of 256.')
 
 # The CDC paper's Table VI rows, as config overrides.
 ABLATIONS = {
@@ -45,7 +52,7 @@ ABLATIONS = {
     'tau_c = 1': ['loss.cluster_temperature=1.0'],
     'without InfoNCE': ['loss.use_infonce=False'],
 }
-COMMANDS = ('digits', 'train', 'ablations')
+COMMANDS = ('digits', 'train', 'ablations', 'input')
 
 
 def _final_eval(workdir: str) -> dict | None:
@@ -130,7 +137,12 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
     sys.exit(f'usage: python -m cdcjax.bench {{{"|".join(COMMANDS)}}} '
              '[--config=...] [--seeds=0,1,2] [--override=x=y]')
-  if argv[1] == 'ablations':
+  if argv[1] == 'input':
+    from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+    summary = bench_input.bench_input([int(s) for s in _SIZES.value],
+                                      [int(w) for w in _WORKERS.value],
+                                      batches=_BATCHES.value)
+  elif argv[1] == 'ablations':
     summary = bench_ablations(_CONFIG.value, _SEEDS.value[0], _EXTRA.value)
   else:
     summary = bench_training(_CONFIG.value, _SEEDS.value, _EXTRA.value)

@@ -408,7 +408,31 @@ TFDS_DATASETS = {
     'stl10': dict(tfds_name='stl10', tfds_label='label', num_clusters=10,
                   image_size=96, train_split='train+unlabelled',
                   eval_split='test', stem='imagenet'),
+    # ImageNet-10 / ImageNet-Dogs: ImageNet subsets (DAC's 10 classes, 15 dog
+    # classes; class-list files not shipped), CC's protocol: train and score
+    # on the subset's training images, CC's data recipe (cc_recipe).
+    'imagenet10': dict(tfds_name='imagenet2012', tfds_label='label',
+                       num_clusters=10, image_size=224, train_split='train',
+                       eval_split='train', stem='imagenet', cc_recipe=True),
+    'imagenet_dogs': dict(tfds_name='imagenet2012', tfds_label='label',
+                          num_clusters=15, image_size=224, train_split='train',
+                          eval_split='train', stem='imagenet', cc_recipe=True),
 }
+
+
+def cc_recipe(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """CC's data recipe for ImageNet-10 / -Dogs / Tiny-ImageNet (no CDC numbers
+  exist there): ResNet-34 with the ImageNet stem at 224 pixels, the cc
+  augmentation, Adam 3e-4 without weight decay, batch 256, 1000 epochs."""
+  c.model.backbone = 'resnet34'
+  c.model.stem = 'imagenet'
+  c.aug.recipe = 'cc'
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 3e-4
+  c.optimizer.weight_decay = 0.0
+  c.batch_size = 256
+  c.num_epochs = 1000
+  return c
 
 
 def tfds_dataset(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
@@ -426,6 +450,22 @@ def tfds_dataset(name: str, arg: str | None = None) -> ml_collections.ConfigDict
   c.model.stem = spec['stem']
   if arg != 'tiny':
     c.data.image_size = spec['image_size']
+    if spec.get('cc_recipe'):
+      cc_recipe(c)
+  return c
+
+
+def tiny_imagenet(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Tiny-ImageNet (200 classes, 64x64) from its folder release (tfds has no
+  build of it): train and score on the 100,000 training images (CC's
+  protocol), CC's recipe with the images resized to 224 in the crop."""
+  c = folder(arg)
+  c.evaluators = ('cluster_head', 'kmeans_features')
+  if arg != 'tiny':
+    c.num_clusters = 200
+    c.data.image_size = 64
+    cc_recipe(c)
+    c.aug.output_size = 224
   return c
 
 
@@ -445,6 +485,10 @@ IMAGENET = {
     'imagenet200': dict(num_clusters=200, optimizer='sgd', learning_rate=0.03,
                         weight_decay=1e-4, batch_size=256, num_epochs=400,
                         instance_dim=256, hidden=(2048,), class_list='FILE'),
+    # SCAN's ImageNet-50, with the ImageNet-100/200 recipe.
+    'imagenet50': dict(num_clusters=50, optimizer='sgd', learning_rate=0.03,
+                       weight_decay=1e-4, batch_size=256, num_epochs=400,
+                       instance_dim=256, hidden=(2048,), class_list='FILE'),
 }
 
 
@@ -467,9 +511,8 @@ def imagenet(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = spec['num_epochs']
   c.log_every_steps = 100
   c.checkpoint_every_steps = 1000
-  c.aug.recipe = 'simclr'
-  c.aug.crop_scale = (0.08, 1.0)
-  c.aug.color_strength = 1.0
+  # The augmentation of the MoCo release whose backbone the heads train on.
+  c.aug.recipe = 'moco_v3' if name == 'imagenet' else 'moco_v2'
   c.model.backbone = 'resnet50'
   c.model.stem = 'imagenet'
   c.model.width = 1.0

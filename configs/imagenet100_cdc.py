@@ -17,8 +17,8 @@ Recipe (cdcjax.config_common.imagenet): frozen ResNet-50 in inference mode,
 two MLP heads, batch, optimiser and epochs as in the CDC paper (see IMAGENET in
 config_common). ImageNet-100/200 need SCAN's class-list file (one WordNet id
 per line, from SCAN's repository; cdcjax does not ship it) in
-data.class_list. Deviation until the MoCo augmentation recipes land: the views
-use the SimCLR recipe at 224 pixels (colour strength 1.0).
+data.class_list. Augmentation: the recipe of the MoCo release the backbone
+comes from (aug.recipe moco_v3 for ImageNet-1k, moco_v2 for the subsets).
 The CDC paper reports ImageNet-100 results in its tables; see ../shared/notes/methods.md. Not measured by cdcjax yet: no result is claimed.
 Tiny variant (real ResNet-50, 32x32 mock images, 2 steps; tests/test_imagenet.py):
 configs/imagenet100_cdc.py:tiny.

@@ -1,6 +1,7 @@
 """The benchmark's ablation variants are valid configs and differ as named;
 failed runs are reported as such, never as numbers."""
 
+import numpy as np
 import pytest
 
 from cdcjax import bench
@@ -38,3 +39,25 @@ def test_ablation_row_reports_failures_as_failures():
       'acc': 0.9, 'nmi': 0.8, 'cluster_size_entropy': 0.99,
       'linear_probe': {'acc': 0.95}})
   assert row == '| full CDC | 0.9000 | 0.8000 | 0.990 | 0.9500 |'
+
+
+def _tiny_colour_source(n=300, size=8):
+  from cdcjax import data  # pylint: disable=g-import-not-at-top
+  images = np.random.default_rng(0).integers(0, 256, (n, size, size, 3))
+  return data.ArraySource(images.astype(np.uint8), np.zeros(n, np.int64), 1,
+                          'tiny')
+
+
+def test_input_bench_measures_both_sizes():
+  from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+  source = _tiny_colour_source()
+  for size in (8, 24):
+    assert bench_input.cdcjax_rate(source, size, workers=1, warmup=1,
+                                   batches=1) > 0
+
+
+def test_input_bench_torch_reference_runs_when_installed():
+  pytest.importorskip('torchvision')
+  from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+  assert bench_input.torch_rate(_tiny_colour_source().images, 24, workers=0,
+                                warmup=1, batches=1) > 0

@@ -119,3 +119,24 @@ def test_folder_source_has_no_split(tmp_path):
   config = _tiny_config(str(tmp_path))
   with pytest.raises(ValueError, match='no .train. split'):
     data.load_source(config.data, 'train')
+
+
+def test_tiny_imagenet_config_runs_tiny_on_a_labelled_folder(tmp_path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), '..', 'configs',
+                      'tiny_imagenet_cdc.py')
+  spec = importlib.util.spec_from_file_location('tiny_imagenet_cdc', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  full = module.get_config()
+  assert full.num_clusters == 200 and full.aug.output_size == 224
+  assert full.model.backbone == 'resnet34' and full.aug.recipe == 'cc'
+  root = str(tmp_path / 'train')
+  for i in range(8):  # Tiny-ImageNet's layout: <wnid>/images/<file>.JPEG.
+    _save(os.path.join(root, f'n0{i % 2}', 'images', f'{i}.JPEG'), 'RGB',
+          size=(64, 64), value=30 * i)
+  config = module.get_config('tiny')
+  config.data.path = root
+  config_common.validate(config, 8)
+  result = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert result['num_examples'] == 8 and 0 <= result['acc'] <= 1

@@ -47,7 +47,9 @@ def test_frozen_backbone_is_bit_identical_after_steps():
 @pytest.mark.skipif(not os.path.exists(CHECKPOINT),
                     reason='../shared/fixtures/moco_v3_r50_random.pth.tar '
                     'is not here')
-def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path):
+@pytest.mark.parametrize('name', ['imagenet', 'imagenet50', 'imagenet100',
+                                  'imagenet200'])
+def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
   tfds = pytest.importorskip('tensorflow_datasets')
   variables = convert.convert_state_dict(
       convert.state_dict_of(torch_checkpoint.load(CHECKPOINT)), 'moco_v3')
@@ -58,12 +60,17 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path):
 
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location(
-      'imagenet_cdc', os.path.join(REPO_ROOT, 'configs', 'imagenet_cdc.py'))
+      name, os.path.join(REPO_ROOT, 'configs', f'{name}_cdc.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   full = module.get_config()
-  assert full.model.freeze_backbone and full.optimizer.name == 'lars'
-  assert full.optimizer.learning_rate == pytest.approx(0.3 * 4096 / 256)
+  recipe = config_common.IMAGENET[name]
+  assert full.model.freeze_backbone
+  assert full.optimizer.name == recipe['optimizer']
+  assert full.num_clusters == recipe['num_clusters']
+  assert full.aug.recipe == ('moco_v3' if name == 'imagenet' else 'moco_v2')
+  assert full.optimizer.learning_rate == pytest.approx(
+      recipe['learning_rate'] * recipe['batch_size'] / 256)
   config = module.get_config('tiny')
   config.init_from = converted
   config_common.validate(config, 8)

@@ -1,0 +1,32 @@
+r"""CDC heads on ImageNet-50 (SCAN's 50 classes) on a frozen MoCo v2 ResNet-50 (800-epoch release); the backbone stays frozen.
+
+1. Convert the PyTorch weights (no torch needed):
+     python -m cdcjax.convert --from=moco_v2 moco_v2_800ep_pretrain.pth.tar --out=/ckpt/mocov2_r50
+2. Prepare ImageNet with tfds (put ILSVRC2012_img_train.tar and
+   ILSVRC2012_img_val.tar in the manual directory first; building needs
+   TensorFlow, reading does not):
+     tfds build imagenet2012 --data_dir=$TFDS_DATA_DIR --file_format=array_record \
+         --manual_dir=/path/to/ILSVRC2012_tars
+3. Train (TPU pod: run on every host with --multihost; one GPU: lower
+   --config.batch_size, the learning rate follows batch/256):
+     python -m cdcjax.main --config=configs/imagenet50_cdc.py --workdir=/ckpt/imagenet50_cdc \
+         --config.init_from=/ckpt/mocov2_r50 --config.data.tfds_dir=$TFDS_DATA_DIR \\
+      --config.data.class_list=imagenet_50.txt
+
+Recipe (cdcjax.config_common.imagenet): frozen ResNet-50 in inference mode,
+two MLP heads, batch, optimiser and epochs as in the CDC paper (see IMAGENET in
+config_common). ImageNet-50/100/200 need SCAN's class-list file (one WordNet id
+per line, from SCAN's repository; cdcjax does not ship it) in
+data.class_list. Augmentation: the recipe of the MoCo release the backbone
+comes from (aug.recipe moco_v3 for ImageNet-1k, moco_v2 for the subsets).
+The CDC paper gives no ImageNet-50 number (SCAN defined the subset); the recipe is
+the ImageNet-100/200 one. Not measured by cdcjax yet: no result is claimed.
+Tiny variant (real ResNet-50, 32x32 mock images, 2 steps; tests/test_imagenet.py):
+configs/imagenet50_cdc.py:tiny.
+"""
+
+from cdcjax import config_common
+
+
+def get_config(arg: str | None = None):
+  return config_common.imagenet('imagenet50', arg)

@@ -142,11 +142,35 @@ def random_resized_crop(images, rng, scale=(0.08, 1.0),
     out_h, out_w = h, w
   u = (np.arange(out_h) + 0.5) / out_h
   v = (np.arange(out_w) + 0.5) / out_w
-  ys = top[:, None, None] + u[None, :, None] * ch[:, None, None] - 0.5
-  xs = left[:, None, None] + v[None, None, :] * cw[:, None, None] - 0.5
-  ys = np.broadcast_to(ys, (n, out_h, out_w))
-  xs = np.broadcast_to(xs, (n, out_h, out_w))
-  return bilinear_sample(images, ys, xs, clamp=True)
+  ys = top[:, None] + u[None, :] * ch[:, None] - 0.5
+  xs = left[:, None] + v[None, :] * cw[:, None] - 0.5
+  return separable_resample(images, ys, xs)
+
+
+def _interpolation_matrices(coords, size):
+  """(N, out, size) matrices of bilinear weights (edge clamp) that sample
+  positions coords (N, out) of an axis of length size."""
+  n, out = coords.shape
+  lower = np.floor(coords).astype(np.int64)
+  frac = (coords - lower).astype(np.float32)
+  m = np.zeros((n, out, size), np.float32)
+  batch, rows = np.arange(n)[:, None], np.arange(out)[None, :]
+  np.add.at(m, (batch, rows, np.clip(lower, 0, size - 1)), 1 - frac)
+  np.add.at(m, (batch, rows, np.clip(lower + 1, 0, size - 1)), frac)
+  return m
+
+
+def separable_resample(images, ys, xs):
+  """Bilinear sampling (edge clamp) on the grid ys (N, h') x xs (N, w'), as
+  two small matrix products per image: the same values as bilinear_sample
+  with clamp=True on that grid, much faster for axis-aligned crops."""
+  n, h, w, c = images.shape
+  wy = _interpolation_matrices(ys, h)  # (N, h', h)
+  wx = _interpolation_matrices(xs, w)  # (N, w', w)
+  x = np.asarray(images, np.float32)
+  rows = np.matmul(wy, x.reshape(n, h, w * c)).reshape(n, -1, w, c)
+  out = np.matmul(wx[:, None], rows)  # (N, h', w', C)
+  return out
 
 
 # The colour operations below take the array module `xp` (numpy or
@@ -295,7 +319,7 @@ def colour(x, rng, spec: ViewSpec):
   """Colour jitter, grayscale, blur and solarize, each with its probability
   (jitter and grayscale only on RGB images)."""
   n = len(x)
-  x = np.array(x, np.float64)
+  x = np.array(x, np.float32)
   if x.shape[-1] == 3:
     jitter = np.flatnonzero(rng.uniform(size=n) < spec.jitter_prob)
     x[jitter] = color_jitter(x[jitter], rng, *spec.jitter)
@@ -316,9 +340,8 @@ def resize(images, size: int):
   n, h, w, _ = images.shape
   ys = (np.arange(size) + 0.5) * h / size - 0.5
   xs = (np.arange(size) + 0.5) * w / size - 0.5
-  ys = np.broadcast_to(ys[None, :, None], (n, size, size))
-  xs = np.broadcast_to(xs[None, None, :], (n, size, size))
-  return bilinear_sample(images, ys, xs, clamp=True).astype(np.float32)
+  return separable_resample(images, np.broadcast_to(ys, (n, size)),
+                            np.broadcast_to(xs, (n, size)))
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, aug_config,

@@ -18,6 +18,7 @@ torchvision==0.29.1`); without them only cdcjax's numbers are printed, and
 the summary says the reference is missing.
 """
 
+import importlib.util
 import time
 
 import numpy as np
@@ -90,11 +91,8 @@ def torch_rate(images: np.ndarray, size: int, workers: int, warmup: int,
 def bench_input(sizes, workers, warmup: int = 2, batches: int = 10) -> dict:
   config = config_common.cifar10()
   source = data_lib.load_source(config.data, 'train')
-  try:
-    import torchvision  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-    have_torch = True
-  except ImportError:
-    have_torch = False
+  have_torch = importlib.util.find_spec('torchvision') is not None
+  if not have_torch:
     print('torch/torchvision not installed: no PyTorch reference '
           '(pip install torch==2.14.1 torchvision==0.29.1)', flush=True)
   rows = []

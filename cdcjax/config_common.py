@@ -20,6 +20,7 @@ STEMS = ('imagenet', 'small')
 BACKBONES = tuple(models.ARCHITECTURES)  # One list: the models module's.
 DATASETS = data.DATASETS
 METHODS = methods.METHODS
+CONTRASTS = ('in_batch', 'moco_v3')
 BATCH_NORMS = ('global', 'per_device')
 
 
@@ -102,6 +103,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Keep the backbone fixed (parameters and BatchNorm statistics): the
   # ImageNet recipe trains only the heads on a converted MoCo backbone.
   c.model.freeze_backbone = False
+  c.model.predictor_hidden_dims = (512,)  # MoCo v3 uses 4096.
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.2  # tau, InfoNCE on [c_hat; s_hat].
@@ -115,6 +117,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.normalize_c = True
   c.loss.use_infonce = True
   c.loss.use_equipartition = True
+  # 'in_batch': the paper's InfoNCE over the 2B views. 'moco_v3': MoCo v3's
+  # contrast (online predictor vs momentum-head keys, global in-batch
+  # negatives, symmetric, x 2 tau); momentum loss.momentum raised to 1 by a
+  # half cosine; predictor MLP model.predictor_hidden_dims. CDC only.
+  c.loss.contrast = 'in_batch'
+  c.loss.momentum = 0.99
 
   # The peers' hyperparameters (their papers' defaults).
   c.cc = ml_collections.ConfigDict(dict(
@@ -159,6 +167,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   for field in ('temperature', 'cluster_temperature', 'sinkhorn_epsilon'):
     value = c.loss[field]
     _require(value > 0, f'loss.{field}', value, 'must be > 0')
+  _require(c.loss.contrast in CONTRASTS, 'loss.contrast', c.loss.contrast,
+           f'one of {CONTRASTS}')
+  _require(c.loss.contrast == 'in_batch' or c.method == 'cdc', 'loss.contrast',
+           c.loss.contrast, "'moco_v3' is a CDC option (method cdc)")
+  _require(0 <= c.loss.momentum < 1, 'loss.momentum', c.loss.momentum,
+           'must be in [0, 1)')
   _require(c.loss.equipartition_weight >= 0, 'loss.equipartition_weight',
            c.loss.equipartition_weight, 'must be >= 0')
   _require(0 <= c.loss.equipartition_warmup_fraction <= 1,
@@ -519,6 +533,9 @@ def imagenet(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.freeze_backbone = True
   c.model.head_hidden_dims = spec['hidden']
   c.model.instance_dim = spec['instance_dim']
+  # Used with --config.loss.contrast=moco_v3 (MoCo v3's momentum heads and
+  # predictor; whether the paper's heads use them is open, so not default).
+  c.model.predictor_hidden_dims = spec['hidden']
   c.optimizer.name = spec['optimizer']
   # MoCo's convention: the base learning rate is for a batch of 256.
   c.optimizer.learning_rate = spec['learning_rate'] * c.batch_size / 256

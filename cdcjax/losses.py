@@ -42,6 +42,21 @@ def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
   return info_nce(l2_normalize(z_a), l2_normalize(z_b), temperature)
 
 
+def moco_v3_contrast(q_a: jax.Array, q_b: jax.Array, k_a: jax.Array,
+                     k_b: jax.Array, temperature: float) -> jax.Array:
+  """MoCo v3's symmetric contrast: ctr(q_a, k_b) + ctr(q_b, k_a), where
+  ctr(q, k) is the cross-entropy of softmax(q_hat k_hat^T / tau) with the
+  same-index key as the positive and the other keys of the (global) batch as
+  negatives, times 2 tau (MoCo v3's scaling). q: online predictions; k:
+  momentum keys, which receive no gradient. Vectors are L2-normalised."""
+  def ctr(q, k):
+    q = l2_normalize(q.astype(jnp.float32))
+    k = jax.lax.stop_gradient(l2_normalize(k.astype(jnp.float32)))
+    log_prob = jax.nn.log_softmax(q @ k.T / temperature, axis=1)
+    return -jnp.mean(jnp.diagonal(log_prob)) * 2 * temperature
+  return ctr(q_a, k_b) + ctr(q_b, k_a)
+
+
 def sinkhorn(scores: jax.Array, epsilon: float = 0.05,
              num_iters: int = 3) -> jax.Array:
   """Equipartition soft codes from a (B, K) score matrix, as SwAV computes them.
@@ -82,7 +97,8 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
              sinkhorn_epsilon: float = 0.05, sinkhorn_iters: int = 3,
              sinkhorn_target: str = 'swapped', normalize_c: bool = True,
              use_infonce: bool = True,
-             use_equipartition: bool = True) -> CDCLoss:
+             use_equipartition: bool = True,
+             predictions=None, momentum_keys=None) -> CDCLoss:
   """The CDC objective L = L_InfoNCE + lambda * L_eq for two views a and b.
 
   Args:
@@ -97,6 +113,10 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
     normalize_c: L2-normalise c (the paper's choice; False is the "without
       norm" ablation, which diverges).
     use_infonce, use_equipartition: ablation switches.
+    predictions, momentum_keys: with loss.contrast='moco_v3', the pairs
+      (p_a, p_b) of predictor outputs and (z_a, z_b) = [c; s] of the momentum
+      heads; the contrast term is then moco_v3_contrast on them instead of
+      the in-batch InfoNCE over the 2B views.
   """
   if sinkhorn_target not in ('same', 'swapped'):
     raise ValueError(
@@ -108,7 +128,15 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
 
   zero = jnp.zeros((), jnp.float32)
   infonce = zero
-  if use_infonce:
+  if use_infonce and predictions is not None:
+    keys = []
+    for c, s in momentum_keys:  # Normalised as the online c_hat and s_hat.
+      c = c.astype(jnp.float32)
+      c = l2_normalize(c) if normalize_c else c
+      keys.append(jnp.concatenate([c, l2_normalize(s.astype(jnp.float32))],
+                                  axis=1))
+    infonce = moco_v3_contrast(*predictions, *keys, temperature)
+  elif use_infonce:
     infonce = info_nce(jnp.concatenate([c_a, s_a], axis=1),
                        jnp.concatenate([c_b, s_b], axis=1), temperature)
 

@@ -37,9 +37,22 @@ def has_cluster_head(config) -> bool:
   return heads(config) in ('cdc', 'cc')
 
 
+def uses_momentum_heads(config) -> bool:
+  """CDC with MoCo v3's contrast: a predictor and momentum (EMA) heads."""
+  return config.method == 'cdc' and config.loss.contrast == 'moco_v3'
+
+
+def momentum(config, progress):
+  """MoCo v3's momentum, raised from loss.momentum to 1 by a half cosine."""
+  m0 = config.loss.momentum
+  return 1.0 - (1.0 - m0) * (jnp.cos(jnp.pi * progress) + 1.0) / 2.0
+
+
 def make_model(config, bn_groups: int = 1) -> models.ClusteringModel:
+  predictor = (config.model.predictor_hidden_dims
+               if uses_momentum_heads(config) else ())
   return models.make_model(config.model, config.num_clusters, heads(config),
-                           bn_groups)
+                           bn_groups, predictor_hidden_dims=predictor)
 
 
 def cluster_logits(config, outputs: dict) -> jax.Array:
@@ -69,21 +82,29 @@ def equipartition_weight(config, progress=None):
   return lam * jnp.clip(progress / warmup, 0.0, 1.0)
 
 
-def loss(config, out_a: dict, out_b: dict, progress=None) -> dict:
+def loss(config, out_a: dict, out_b: dict, progress=None,
+         momentum_outputs=None) -> dict:
   """The method's loss on the outputs for views a and b of one global batch.
 
   `progress` (step / total steps, may be traced) drives loss schedules.
+  `momentum_outputs`: the momentum heads' outputs for views a and b, when
+  uses_momentum_heads(config).
   """
   method = config.method
   if method == 'cdc':
     lc = config.loss
+    moco = {}
+    if uses_momentum_heads(config):
+      moco = dict(predictions=(out_a['p'], out_b['p']),
+                  momentum_keys=[(o['c'], o['s']) for o in momentum_outputs])
     result = losses.cdc_loss(
         out_a['c'], out_a['s'], out_b['c'], out_b['s'],
         temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
         equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
         sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
-        use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition)
+        use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
+        **moco)
   elif method == 'cc':
     result = losses.cc_loss(
         out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),

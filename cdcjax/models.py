@@ -232,6 +232,9 @@ class ClusteringModel(nn.Module):
   # A frozen backbone runs in inference mode (BatchNorm running statistics,
   # not updated) and passes no gradient; the optimiser leaves it alone too.
   freeze_backbone: bool = False
+  # CDC with loss.contrast='moco_v3': a predictor MLP on [c; s] ('p'), as
+  # MoCo v3's (Linear, BN, ReLU, Linear, BN without affine).
+  predictor_hidden_dims: Sequence[int] = ()
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -253,6 +256,12 @@ class ClusteringModel(nn.Module):
     elif self.heads == 'cdc':
       raise ValueError(
           f"model.head_layout={self.head_layout!r}; allowed: 'two', 'shared'")
+    if self.heads == 'cdc' and self.predictor_hidden_dims:
+      out['p'] = MLPHead(
+          tuple(self.predictor_hidden_dims),
+          self.num_clusters + self.instance_dim, out_bias=False, out_bn=True,
+          out_bn_affine=False, bn_groups=self.bn_groups, name='predictor')(
+              jnp.concatenate([out['c'], out['s']], axis=1), train)
     elif self.heads == 'cc':
       out['s'] = head(self.instance_dim, use_bn=False, name='instance_head')(
           features, train)
@@ -271,7 +280,8 @@ class ClusteringModel(nn.Module):
 
 
 def make_model(model_config, num_clusters: int, heads: str = 'cdc',
-               bn_groups: int = 1) -> ClusteringModel:
+               bn_groups: int = 1,
+               predictor_hidden_dims=()) -> ClusteringModel:
   return ClusteringModel(
       backbone=make_backbone(model_config.backbone, model_config.width,
                              model_config.stem, bn_groups),
@@ -282,4 +292,5 @@ def make_model(model_config, num_clusters: int, heads: str = 'cdc',
       heads=heads,
       num_features=model_config.get('num_features', 128),
       bn_groups=bn_groups,
-      freeze_backbone=model_config.get('freeze_backbone', False))
+      freeze_backbone=model_config.get('freeze_backbone', False),
+      predictor_hidden_dims=tuple(predictor_hidden_dims))

@@ -44,6 +44,8 @@ class TrainState:
   params: Any
   batch_stats: Any
   opt_state: Any
+  # The momentum (EMA) copy of params for loss.contrast='moco_v3', else None.
+  ema_params: Any = None
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -63,7 +65,10 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
   params = variables['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=variables.get('batch_stats', {}),
-                    opt_state=optimizer.init(params))
+                    opt_state=optimizer.init(params),
+                    ema_params=(jax.tree.map(jnp.copy, params)
+                                if methods.uses_momentum_heads(config)
+                                else None))
 
 
 def make_train_step(model, optimizer, config, total_steps: int):
@@ -74,6 +79,19 @@ def make_train_step(model, optimizer, config, total_steps: int):
       batch = augment_jax.device_views(
           batch, jax.random.fold_in(jax.random.key(config.seed), state.step),
           config.aug, weak_view_a=config.method == 'selflabel')
+
+    progress = state.step.astype(jnp.float32) / total_steps
+    ema_params, momentum_outputs = state.ema_params, None
+    if methods.uses_momentum_heads(config):
+      # MoCo v3: update the momentum copy from the current parameters, then
+      # compute the keys with it (train-mode BatchNorm, statistics dropped).
+      m = methods.momentum(config, progress)
+      ema_params = jax.tree.map(lambda e, p: m * e + (1 - m) * p,
+                                state.ema_params, state.params)
+      momentum_outputs = [jax.lax.stop_gradient(model.apply(
+          {'params': ema_params, 'batch_stats': state.batch_stats},
+          batch[view], train=True, mutable=['batch_stats'])[0])
+                          for view in ('view_a', 'view_b')]
 
     def compute_loss(params):
       batch_stats = state.batch_stats
@@ -86,8 +104,8 @@ def make_train_step(model, optimizer, config, total_steps: int):
             train=True, mutable=['batch_stats'])
         batch_stats = updates['batch_stats']
         outputs.append(out)
-      progress = state.step.astype(jnp.float32) / total_steps
-      terms = methods.loss(config, *outputs, progress=progress)
+      terms = methods.loss(config, *outputs, progress=progress,
+                           momentum_outputs=momentum_outputs)
       return terms['loss'], (terms, batch_stats)
 
     grads, (terms, batch_stats) = jax.grad(compute_loss, has_aux=True)(
@@ -95,7 +113,8 @@ def make_train_step(model, optimizer, config, total_steps: int):
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = TrainState(step=state.step + 1, params=params,
-                           batch_stats=batch_stats, opt_state=opt_state)
+                           batch_stats=batch_stats, opt_state=opt_state,
+                           ema_params=ema_params)
     return new_state, {**terms, 'grad_norm': optax.global_norm(grads)}
 
   return train_step
@@ -276,6 +295,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       manager, trainer.state, batches)
   if start_step == 0 and config.init_from:
     trainer.state = checkpoints.load_weights(config.init_from, trainer.state)
+    if trainer.state.ema_params is not None:  # The momentum copy starts equal.
+      trainer.state = trainer.state.replace(
+          ema_params=jax.tree.map(jnp.copy, trainer.state.params))
   if start_step >= total_steps:
     logging.info('Run already finished at step %d (total_steps=%d); '
                  'evaluating the final checkpoint only.', start_step,

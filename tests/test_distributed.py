@@ -16,8 +16,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def _config(method):
+  contrast = 'in_batch'
+  if method == 'cdc_moco_v3':
+    method, contrast = 'cdc', 'moco_v3'
   config = config_common.set_method(config_common.digits('tiny'), method,
                                     'tiny')
+  config.loss.contrast = contrast
   config.batch_size = 32
   if method == 'selflabel':  # Low threshold: some samples pass at init.
     config.self_label.threshold = 0.5
@@ -42,7 +46,7 @@ def _assert_same_state(a, b):
                (a.params, a.batch_stats), (b.params, b.batch_stats))
 
 
-@pytest.mark.parametrize('method', methods.METHODS)
+@pytest.mark.parametrize('method', [*methods.METHODS, 'cdc_moco_v3'])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)
@@ -57,6 +61,10 @@ def test_one_step_same_on_1_and_8_devices(method):
     np.testing.assert_allclose(metrics_1[key], metrics_8[key], rtol=1e-5,
                                atol=1e-6, err_msg=key)
   _assert_same_state(state_1, state_8)
+  if method == 'cdc_moco_v3':  # The momentum copies agree too.
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4,
+                                                          atol=1e-6),
+                 state_1.ema_params, state_8.ema_params)
   # The step changed the parameters, so the comparison is not vacuous.
   moved = jax.tree.leaves(jax.tree.map(lambda a, b: np.abs(a - b).max(),
                                        init.params, state_1.params))

@@ -220,3 +220,47 @@ def test_bad_sinkhorn_target_is_rejected(views):
   with pytest.raises(ValueError, match='sinkhorn_target'):
     losses.cdc_loss(*views, temperature=0.2, cluster_temperature=0.1,
                     sinkhorn_target='other')
+
+
+def np_moco_v3(q_a, q_b, k_a, k_b, tau):
+  """MoCo v3's loss from its definition: for each direction, cross-entropy
+  of softmax over the keys of the batch with the same index as the label,
+  times 2 tau; summed over the two directions."""
+  def ctr(q, k):
+    logits = _normalize(q) @ _normalize(k).T / tau
+    return -np.mean(np.diag(np_log_softmax(logits))) * 2 * tau
+  return ctr(q_a, k_b) + ctr(q_b, k_a)
+
+
+@pytest.mark.parametrize('tau', [0.2, 1.0])
+def test_moco_v3_contrast_matches_numpy_and_keys_get_no_gradient(tau):
+  rng = np.random.default_rng(3)
+  q_a, q_b, k_a, k_b = (rng.normal(size=(12, 7)) for _ in range(4))
+  got = losses.moco_v3_contrast(*(jnp.asarray(x, jnp.float32)
+                                  for x in (q_a, q_b, k_a, k_b)), tau)
+  np.testing.assert_allclose(got, np_moco_v3(q_a, q_b, k_a, k_b, tau),
+                             rtol=1e-5)
+  grads = jax.grad(lambda k: losses.moco_v3_contrast(
+      jnp.asarray(q_a), jnp.asarray(q_b), k, k, tau))(jnp.asarray(k_a))
+  np.testing.assert_array_equal(grads, 0)
+  # Perfectly aligned, well-separated pairs: the loss tends to 0.
+  aligned = losses.moco_v3_contrast(*(jnp.asarray(np.eye(12)),) * 4, 0.05)
+  assert float(aligned) < 1e-3
+
+
+def test_cdc_loss_with_momentum_keys_uses_the_moco_v3_contrast(views):
+  c_a, s_a, c_b, s_b = views
+  rng = np.random.default_rng(4)
+  dim = c_a.shape[1] + s_a.shape[1]
+  p_a, p_b = rng.normal(size=(len(c_a), dim)), rng.normal(size=(len(c_a), dim))
+  keys = [(c_b * 2, s_b), (c_a, s_a * 3)]  # Any scale: keys are normalised.
+  got = losses.cdc_loss(c_a, s_a, c_b, s_b, temperature=0.2,
+                        cluster_temperature=0.1, predictions=(p_a, p_b),
+                        momentum_keys=keys)
+  k = [np.concatenate([_normalize(c), _normalize(s)], 1) for c, s in keys]
+  np.testing.assert_allclose(got.infonce, np_moco_v3(p_a, p_b, *k, 0.2),
+                             rtol=1e-5)
+  plain = losses.cdc_loss(c_a, s_a, c_b, s_b, temperature=0.2,
+                          cluster_temperature=0.1)
+  np.testing.assert_allclose(got.equipartition, plain.equipartition,
+                             rtol=1e-6)

@@ -148,3 +148,40 @@ def test_per_device_batch_norm_normalises_each_slice():
                              rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(stats['var'], 0.9 + 0.1 * np.mean(variances, 0),
                              rtol=1e-5)
+
+
+def test_momentum_heads_follow_moco_v3s_update():
+  """One step with loss.contrast='moco_v3': the momentum copy becomes
+  m * ema + (1 - m) * params (the parameters before the step), with MoCo
+  v3's m at step 0; a frozen backbone's copy stays equal to it."""
+  from cdcjax import config_common, methods, train  # pylint: disable=g-import-not-at-top,g-multiple-import
+  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+                                    'tiny')
+  config.loss.contrast = 'moco_v3'
+  config.loss.momentum = 0.9
+  config.model.freeze_backbone = True
+  config.batch_size = 16
+  trainer = train.Trainer(config, train.make_mesh(jax.devices()[:1]),
+                          (8, 8, 1), 64)
+  before = jax.device_get(trainer.state)
+  assert 'predictor' in before.params
+  # Make the heads' copy differ from the parameters, so the update shows.
+  ema = {k: jax.tree.map(lambda p: p + 0.1, v) if k != 'backbone'
+         else jax.tree.map(jnp.copy, v)
+         for k, v in trainer.state.params.items()}
+  trainer.state = trainer.state.replace(ema_params=ema)
+  ema_before = jax.device_get(trainer.state.ema_params)
+  rng = np.random.default_rng(0)
+  batch = {v: rng.normal(size=(16, 8, 8, 1)).astype(np.float32)
+           for v in ('view_a', 'view_b')}
+  metrics = jax.device_get(trainer.step(batch))
+  after = jax.device_get(trainer.state)
+  m = float(methods.momentum(config, 0.0))
+  assert m == pytest.approx(0.9)
+  jax.tree.map(lambda e, e0, p0: np.testing.assert_allclose(
+      e, m * e0 + (1 - m) * p0, rtol=1e-5, atol=1e-6),
+               after.ema_params, ema_before, before.params)
+  assert np.isfinite(metrics['loss'])
+  jax.tree.map(np.testing.assert_array_equal, after.params['backbone'],
+               before.params['backbone'])
+  assert float(methods.momentum(config, 1.0)) == pytest.approx(1.0)

@@ -5,6 +5,7 @@
   python -m cdcjax.bench ablations --config=configs/mnist_cdc.py \
       --override=total_steps=1500
   python -m cdcjax.bench input --sizes=32,224 --workers=1,2
+  python -m cdcjax.bench step --config=configs/imagenet_cdc.py:tiny
 
 `digits` (`train` with the default config, digits CDC) and `train` run the
 training command once per seed in a fresh workdir, as a user would (new
@@ -19,7 +20,8 @@ linear-probe ACC. A run that stops on a non-finite loss is reported as
 diverged, with the step, from its error message.
 
 `input` measures the training input pipeline against a PyTorch DataLoader
-doing the same recipe (cdcjax/bench_input.py).
+doing the same recipe (cdcjax/bench_input.py); `step` the training step's
+throughput and FLOP/s on a fixed batch (cdcjax/bench_step.py).
 """
 
 import json
@@ -43,6 +45,9 @@ _EXTRA = flags.DEFINE_multi_string('override', [],
 _SIZES = flags.DEFINE_list('sizes', ['32', '224'], 'input: image sides.')
 _WORKERS = flags.DEFINE_list('workers', ['1', '2'], 'input: worker counts.')
 _BATCHES = flags.DEFINE_integer('batches', 10, 'input: timed batches of 256.')
+_STEPS = flags.DEFINE_integer('steps', 10, 'step: timed steps.')
+_PEAK = flags.DEFINE_float('peak_tflops', 0.0,
+                           "step: the devices' peak TFLOP/s, for the fraction.")
 
 # The CDC paper's Table VI rows, as config overrides.
 ABLATIONS = {
@@ -52,7 +57,7 @@ ABLATIONS = {
     'tau_c = 1': ['loss.cluster_temperature=1.0'],
     'without InfoNCE': ['loss.use_infonce=False'],
 }
-COMMANDS = ('digits', 'train', 'ablations', 'input')
+COMMANDS = ('digits', 'train', 'ablations', 'input', 'step')
 
 
 def _final_eval(workdir: str) -> dict | None:
@@ -137,7 +142,12 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
     sys.exit(f'usage: python -m cdcjax.bench {{{"|".join(COMMANDS)}}} '
              '[--config=...] [--seeds=0,1,2] [--override=x=y]')
-  if argv[1] == 'input':
+  if argv[1] == 'step':
+    from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
+    summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,
+                                    steps=_STEPS.value,
+                                    peak_tflops=_PEAK.value)
+  elif argv[1] == 'input':
     from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
     summary = bench_input.bench_input([int(s) for s in _SIZES.value],
                                       [int(w) for w in _WORKERS.value],

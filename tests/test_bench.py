@@ -1,6 +1,8 @@
 """The benchmark's ablation variants are valid configs and differ as named;
 failed runs are reported as such, never as numbers."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,15 @@ def test_input_bench_torch_reference_runs_when_installed():
   from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
   assert bench_input.torch_rate(_tiny_colour_source().images, 24, workers=0,
                                 warmup=1, batches=1) > 0
+
+
+def test_step_bench_reports_throughput_and_flops():
+  from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
+  config = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
+                        'configs', 'digits_cdc.py')
+  result = bench_step.bench_step(f'{config}:tiny',
+                                 ['batch_size=16', 'model.freeze_backbone=True'],
+                                 steps=2, warmup=1, peak_tflops=1.0)
+  assert result['images_per_sec'] > 0 and result['flops_per_step'] > 0
+  assert result['frozen_backbone'] and result['global_batch'] == 16
+  assert 0 < result['fraction_of_peak'] < 1

@@ -2,7 +2,6 @@
 
 import math
 
-import jax
 import ml_collections
 import numpy as np
 import optax

@@ -183,29 +183,33 @@ def _grayscale(x):
 
 
 def _rgb_to_hsv(x, xp=np):
-  r, g, b = x[..., 0], x[..., 1], x[..., 2]
-  maxc, minc = x.max(-1), x.min(-1)
-  delta = maxc - minc
+  """colorsys's rgb_to_hsv on arrays (..., 3) -> hue, sat, val in [0, 1]."""
+  planar = xp.moveaxis(x, -1, 0)
+  if xp is np:  # Contiguous channel planes: every pass below reads less.
+    planar = np.ascontiguousarray(planar)
+  r, g, b = planar[0], planar[1], planar[2]
+  maxc = xp.maximum(xp.maximum(r, g), b)
+  delta = maxc - xp.minimum(xp.minimum(r, g), b)
   safe = xp.where(delta > 0, delta, 1.0)
-  rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
-  hue = xp.where(maxc == r, bc - gc,
-                 xp.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-  hue = xp.where(delta > 0, (hue / 6.0) % 1.0, 0.0)
+  # colorsys's branches (r, then g, then b is the maximum), in sixths.
+  is_r, is_g = maxc == r, maxc == g
+  numerator = xp.where(is_r, g - b, xp.where(is_g, b - r, r - g))
+  two, four = (xp.asarray(v, x.dtype) for v in (2.0, 4.0))
+  offset = xp.where(is_r, 0 * two, xp.where(is_g, two, four))
+  hue = xp.where(delta > 0, ((offset + numerator / safe) / 6.0) % 1.0, 0.0)
   sat = xp.where(maxc > 0, delta / xp.where(maxc > 0, maxc, 1.0), 0.0)
   return hue, sat, maxc
 
 
 def _hsv_to_rgb(hue, sat, val, xp=np):
-  i = xp.floor(hue * 6.0)
-  f = hue * 6.0 - i
-  p, q, t = val * (1 - sat), val * (1 - sat * f), val * (1 - sat * (1 - f))
-  i = i.astype(xp.int32) % 6
-  choices = [xp.stack(c, -1) for c in ((val, t, p), (q, val, p), (p, val, t),
-                                        (p, q, val), (t, p, val), (val, p, q))]
-  out = choices[0]
-  for k in range(1, 6):
-    out = xp.where((i == k)[..., None], choices[k], out)
-  return out
+  """Per channel n in (5, 3, 1) for (R, G, B): v - v s clip(min(k, 4 - k),
+  0, 1) with k = (n + 6 h) mod 6; the same values as the six-sector formula
+  of colorsys, in a few array passes."""
+  channels = []
+  for n in (5, 3, 1):
+    k = (n + hue * 6.0) % 6.0
+    channels.append(val - val * sat * xp.clip(xp.minimum(k, 4.0 - k), 0, 1))
+  return xp.stack(channels, -1)
 
 
 def _adjust(x, op, factor, xp=np):
@@ -230,7 +234,7 @@ def color_jitter(images, rng, brightness, contrast, saturation, hue):
   factors = np.stack([rng.uniform(1 - brightness, 1 + brightness, n),
                       rng.uniform(1 - contrast, 1 + contrast, n),
                       rng.uniform(1 - saturation, 1 + saturation, n),
-                      rng.uniform(-hue, hue, n)])
+                      rng.uniform(-hue, hue, n)]).astype(images.dtype)
   order = np.argsort(rng.uniform(size=(n, 4)), axis=1)
   x = images.copy()
   for position in range(4):
@@ -315,9 +319,13 @@ def geometry(images, rng, spec: ViewSpec, out_size: int = 0):
   return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
 
 
-def colour(x, rng, spec: ViewSpec):
+def colour(x, rng, spec: ViewSpec, chunk: int = 8):
   """Colour jitter, grayscale, blur and solarize, each with its probability
-  (jitter and grayscale only on RGB images)."""
+  (jitter and grayscale only on RGB images). Large images go through in
+  chunks of `chunk`, so each pass stays in the CPU cache."""
+  if x.shape[1] * x.shape[2] > 64 * 64 and len(x) > chunk:
+    return np.concatenate([colour(x[i:i + chunk], rng, spec, chunk)
+                           for i in range(0, len(x), chunk)])
   n = len(x)
   x = np.array(x, np.float32)
   if x.shape[-1] == 3:

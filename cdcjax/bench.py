@@ -94,8 +94,8 @@ def bench_training(config: str, seeds, overrides) -> dict:
       result = run_once(config, seed, overrides, root, f'seed{seed}')
       if 'failure' in result:
         sys.exit(f'seed {seed} failed: {result["failure"]}')
-      runs.append({'seed': int(seed), 'wall_s': result['wall_s'],
-                   **{k: result[k] for k in ('acc', 'nmi', 'ari', 'step')}})
+      # The whole final evaluation record (other evaluators, cluster sizes).
+      runs.append({'seed': int(seed), **result})
       print(f'seed {seed}: ACC {result["acc"]:.4f} NMI {result["nmi"]:.4f} '
             f'ARI {result["ari"]:.4f} wall {result["wall_s"]:.1f} s',
             flush=True)

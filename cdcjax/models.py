@@ -256,12 +256,6 @@ class ClusteringModel(nn.Module):
     elif self.heads == 'cdc':
       raise ValueError(
           f"model.head_layout={self.head_layout!r}; allowed: 'two', 'shared'")
-    if self.heads == 'cdc' and self.predictor_hidden_dims:
-      out['p'] = MLPHead(
-          tuple(self.predictor_hidden_dims),
-          self.num_clusters + self.instance_dim, out_bias=False, out_bn=True,
-          out_bn_affine=False, bn_groups=self.bn_groups, name='predictor')(
-              jnp.concatenate([out['c'], out['s']], axis=1), train)
     elif self.heads == 'cc':
       out['s'] = head(self.instance_dim, use_bn=False, name='instance_head')(
           features, train)
@@ -276,6 +270,12 @@ class ClusteringModel(nn.Module):
       out['s'] = head(self.instance_dim, name='instance_head')(features, train)
     else:
       raise ValueError(f'heads={self.heads!r}; allowed: {HEADS}')
+    if self.heads == 'cdc' and self.predictor_hidden_dims:
+      out['p'] = MLPHead(
+          tuple(self.predictor_hidden_dims),
+          self.num_clusters + self.instance_dim, out_bias=False, out_bn=True,
+          out_bn_affine=False, bn_groups=self.bn_groups, name='predictor')(
+              jnp.concatenate([out['c'], out['s']], axis=1), train)
     return out
 
 

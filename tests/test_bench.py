@@ -61,8 +61,10 @@ def test_input_bench_measures_both_sizes():
 def test_input_bench_torch_reference_runs_when_installed():
   pytest.importorskip('torchvision')
   from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
-  assert bench_input.torch_rate(_tiny_colour_source().images, 24, workers=0,
-                                warmup=1, batches=1) > 0
+  # A DataLoader epoch ends: enough images for warm-up plus timed batches.
+  images = _tiny_colour_source(n=3 * bench_input.BATCH).images
+  assert bench_input.torch_rate(images, 24, workers=0, warmup=1,
+                                batches=1) > 0
 
 
 def test_step_bench_reports_throughput_and_flops():

@@ -34,23 +34,33 @@ def save(manager: ocp.CheckpointManager, step: int, state,
 
 
 def restore_latest(manager: ocp.CheckpointManager, state,
-                   data_iterator: grain.DatasetIterator):
+                   data_iterator: grain.DatasetIterator | None):
   """Restores the newest complete checkpoint into (a copy of) `state` and,
-  in place, into `data_iterator`; returns (state, step), step 0 when there is
-  no checkpoint (then nothing changes)."""
+  in place, into `data_iterator` (None: the state only, e.g. to evaluate a
+  finished run); returns (state, step), step 0 when there is no checkpoint
+  (then nothing changes)."""
   latest = manager.latest_step()
   if latest is None:
     return state, 0
-  step_dir = os.path.join(str(manager.directory), str(latest))
-  if not os.path.isdir(os.path.join(step_dir, 'data')):
-    raise TrainingFailure(
-        f'checkpoint {step_dir} has no saved input-iterator state (written by '
-        'an older cdcjax?); it cannot be resumed exactly. Use a new --workdir, '
-        'or start from its weights with --config.init_from')
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  restored = manager.restore(latest, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract),
-      data=grain.checkpoint.CheckpointRestore(data_iterator)))
+  items = {'state': ocp.args.StandardRestore(abstract)}
+  if data_iterator is not None:
+    step_dir = os.path.join(str(manager.directory), str(latest))
+    if not os.path.isdir(os.path.join(step_dir, 'data')):
+      raise TrainingFailure(
+          f'checkpoint {step_dir} has no saved input-iterator state (written '
+          'by an older cdcjax?); it cannot be resumed exactly. Use a new '
+          '--workdir, or start from its weights with --config.init_from')
+    mine = (f'process_{jax.process_index()}-of-{jax.process_count()}.json')
+    if not os.path.exists(os.path.join(step_dir, 'data', mine)):
+      written = sorted(os.listdir(os.path.join(step_dir, 'data')))
+      raise TrainingFailure(
+          f'checkpoint {step_dir} holds the input streams of another process '
+          f'count ({written}); this run has {jax.process_count()} '
+          'process(es), so it cannot continue the stream exactly. Resume with '
+          'the same number of processes')
+    items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
+  restored = manager.restore(latest, args=ocp.args.Composite(**items))
   logging.info('Resumed from checkpoint at step %d in %s', latest,
                manager.directory)
   return restored['state'], latest

@@ -291,8 +291,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                    process_count=jax.process_count())
   batches = data_lib.train_iterator(dataset,
                                     num_threads=config.data.num_threads)
+  # A finished run is only evaluated: its input stream is not needed (and
+  # may come from another process count).
+  latest = manager.latest_step()
+  finished = latest is not None and latest >= total_steps
   trainer.state, start_step = checkpoints.restore_latest(
-      manager, trainer.state, batches)
+      manager, trainer.state, None if finished else batches)
   if start_step == 0 and config.init_from:
     trainer.state = checkpoints.load_weights(config.init_from, trainer.state)
     if trainer.state.ema_params is not None:  # The momentum copy starts equal.

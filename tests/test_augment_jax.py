@@ -85,6 +85,7 @@ def test_the_comparison_tells_different_recipes_apart():
                 augment.colour(images, rng, stronger)) > 5
 
 
+@pytest.mark.slow
 def test_device_views_on_1_and_8_devices_agree():
   config = config_common.cifar10('tiny')
   config.aug.color_on_device = True

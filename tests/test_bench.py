@@ -67,6 +67,7 @@ def test_input_bench_torch_reference_runs_when_installed():
                                 batches=1) > 0
 
 
+@pytest.mark.slow
 def test_step_bench_reports_throughput_and_flops():
   from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
   config = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',

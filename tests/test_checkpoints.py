@@ -86,3 +86,19 @@ def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path):
   train.train_and_evaluate(config, interrupted)
   jax.tree.map(np.testing.assert_array_equal, _final_params(straight),
                _final_params(interrupted))
+
+
+def test_other_process_count_is_refused_but_state_alone_restores(source,
+                                                                 tmp_path):
+  manager = checkpoints.open_manager(str(tmp_path), max_to_keep=2)
+  batches = data.train_iterator(_dataset(source))
+  checkpoints.save(manager, 3, {'w': np.ones(2)}, batches)
+  manager.wait_until_finished()
+  data_dir = tmp_path / 'checkpoints' / '3' / 'data'
+  os.rename(data_dir / 'process_0-of-1.json', data_dir / 'process_0-of-2.json')
+  with pytest.raises(checkpoints.TrainingFailure, match='process count'):
+    checkpoints.restore_latest(manager, {'w': np.zeros(2)},
+                               data.train_iterator(_dataset(source)))
+  state, step = checkpoints.restore_latest(manager, {'w': np.zeros(2)}, None)
+  assert step == 3
+  np.testing.assert_array_equal(state['w'], np.ones(2))

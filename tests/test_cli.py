@@ -144,6 +144,7 @@ def test_changed_config_is_refused_in_existing_workdir(tmp_path):
   assert _snapshot(workdir) == before
 
 
+@pytest.mark.slow  # Exact resume is tested in-process: tests/test_checkpoints.py.
 def test_sigkill_then_resume(tmp_path):
   workdir = str(tmp_path / 'run')
   args = [f'--config={TINY}', f'--workdir={workdir}',

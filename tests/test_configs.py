@@ -58,8 +58,10 @@ def _fake_colour_npz(path, n_train=96, n_test=40):
 
 
 @pytest.mark.parametrize('aug', [
-    {}, {'recipe': 'moco_v3', 'color_on_device': True, 'output_size': 24}],
-                         ids=['simclr_on_host', 'moco_v3_on_device_resized'])
+    pytest.param({}, id='simclr_on_host'),
+    pytest.param({'recipe': 'moco_v3', 'color_on_device': True,
+                  'output_size': 24}, id='moco_v3_on_device_resized',
+                 marks=pytest.mark.slow)])
 def test_cifar10_tiny_trains_with_colour_augmentation(tmp_path, aug):
   _fake_colour_npz(tmp_path / 'cifar10.npz')
   config = _load(os.path.join(REPO_ROOT, 'configs', 'cifar10_cdc.py')

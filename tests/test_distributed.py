@@ -22,6 +22,12 @@ def _config(method):
   config = config_common.set_method(config_common.digits('tiny'), method,
                                     'tiny')
   config.loss.contrast = contrast
+  if contrast == 'moco_v3':
+    # The predictor's input BatchNorm cancels the heads' output biases, so
+    # their true gradient is 0 and Adam's first step (about lr * sign(g))
+    # would turn float noise into +-lr differences; SGD compares the math.
+    config.optimizer.name = 'sgd'
+    config.optimizer.learning_rate = 0.1
   config.batch_size = 32
   if method == 'selflabel':  # Low threshold: some samples pass at init.
     config.self_label.threshold = 0.5

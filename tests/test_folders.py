@@ -121,6 +121,7 @@ def test_folder_source_has_no_split(tmp_path):
     data.load_source(config.data, 'train')
 
 
+@pytest.mark.slow
 def test_tiny_imagenet_config_runs_tiny_on_a_labelled_folder(tmp_path):
   import importlib.util  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(__file__), '..', 'configs',

@@ -65,8 +65,10 @@ def test_unprepared_dataset_fails_in_check_inputs_before_work(tmp_path):
     train.check_inputs(config)
 
 
-@pytest.mark.parametrize('name', ['cifar100_20', 'stl10', 'imagenet10',
-                                  'imagenet_dogs'])
+@pytest.mark.parametrize('name', [
+    'cifar100_20', 'stl10',
+    pytest.param('imagenet10', marks=pytest.mark.slow),
+    pytest.param('imagenet_dogs', marks=pytest.mark.slow)])
 def test_paper_dataset_configs_run_tiny_on_mock_data(tmp_path, name):
   import importlib.util  # pylint: disable=g-import-not-at-top
   path = os.path.join(os.path.dirname(__file__), '..', 'configs',

@@ -133,6 +133,7 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert 'confident_fraction' in result.stderr
 
 
+@pytest.mark.slow
 def test_changed_config_is_refused_in_existing_workdir(tmp_path):
   workdir = str(tmp_path / 'run')
   assert _run([f'--config={TINY}', f'--workdir={workdir}']).returncode == 0

@@ -52,7 +52,8 @@ def _assert_same_state(a, b):
                (a.params, a.batch_stats), (b.params, b.batch_stats))
 
 
-@pytest.mark.parametrize('method', [*methods.METHODS, 'cdc_moco_v3'])
+@pytest.mark.parametrize('method', [
+    *methods.METHODS, pytest.param('cdc_moco_v3', marks=pytest.mark.slow)])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)
@@ -79,6 +80,7 @@ def test_one_step_same_on_1_and_8_devices(method):
     assert metrics_1['confident_fraction'] > 0
 
 
+@pytest.mark.slow
 def test_per_device_batch_norm():
   config = _config('cdc')
   config.model.batch_norm = 'per_device'

@@ -66,7 +66,7 @@ def test_unprepared_dataset_fails_in_check_inputs_before_work(tmp_path):
 
 
 @pytest.mark.parametrize('name', [
-    'cifar100_20', 'stl10',
+    'cifar100_20', pytest.param('stl10', marks=pytest.mark.slow),
     pytest.param('imagenet10', marks=pytest.mark.slow),
     pytest.param('imagenet_dogs', marks=pytest.mark.slow)])
 def test_paper_dataset_configs_run_tiny_on_mock_data(tmp_path, name):

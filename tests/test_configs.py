@@ -58,7 +58,7 @@ def _fake_colour_npz(path, n_train=96, n_test=40):
 
 
 @pytest.mark.parametrize('aug', [
-    pytest.param({}, id='simclr_on_host'),
+    pytest.param({}, id='simclr_on_host', marks=pytest.mark.slow),
     pytest.param({'recipe': 'moco_v3', 'color_on_device': True,
                   'output_size': 24}, id='moco_v3_on_device_resized',
                  marks=pytest.mark.slow)])

@@ -52,8 +52,12 @@ def _assert_same_state(a, b):
                (a.params, a.batch_stats), (b.params, b.batch_stats))
 
 
+# CDC and self-labeling in the default suite; the peers and the MoCo v3
+# contrast with the slow tests (python -m pytest -m slow), for time.
 @pytest.mark.parametrize('method', [
-    *methods.METHODS, pytest.param('cdc_moco_v3', marks=pytest.mark.slow)])
+    pytest.param(m, marks=() if m in ('cdc', 'selflabel') else pytest.mark.slow)
+    for m in methods.METHODS] + [
+        pytest.param('cdc_moco_v3', marks=pytest.mark.slow)])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)

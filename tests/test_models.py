@@ -22,6 +22,7 @@ def test_parameter_counts_match_torchvision(name, expected):
   assert _num_params(models.make_backbone(name), (1, 64, 64, 3)) == expected
 
 
+@pytest.mark.slow
 def test_imagenet_stem_shapes_and_symmetric_padding():
   net = models.make_backbone('resnet18', width=0.125)
   x = jax.random.normal(jax.random.key(0), (1, 224, 224, 3))
@@ -51,6 +52,7 @@ def test_small_stem_keeps_resolution_and_width_multiplier():
   assert out.shape == (2, 128)
 
 
+@pytest.mark.slow
 def test_bottleneck_has_stride_on_3x3_conv():
   net = models.make_backbone('resnet50', width=0.125)
   x = jnp.zeros((1, 64, 64, 3))

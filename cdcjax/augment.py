@@ -1,4 +1,4 @@
-"""Batched NumPy augmentation recipes, run on the host inside grain workers.
+"""Augmentation recipes in NumPy and PIL, run on the host inside grain workers.
 
 Every function takes float images (N, H, W, C) in [0, 1] and a NumPy
 Generator, and draws independent parameters per image. `augment(images, rng,
@@ -35,6 +35,8 @@ step instead (cdcjax/augment_jax.py); the host then does only the geometry.
 import dataclasses
 
 import numpy as np
+from PIL import Image
+from PIL import ImageEnhance
 
 CONTRASTIVE_RECIPES = ('simclr', 'cc', 'moco_v2', 'moco_v3')
 RECIPES = ('digits', *CONTRASTIVE_RECIPES, 'scan_strong')
@@ -137,39 +139,28 @@ def random_resized_crop(images, rng, scale=(0.08, 1.0),
                  (h - ch) // 2)
   left = np.where(found, np.floor(rng.uniform(size=n) * (w - cw + 1)),
                   (w - cw) // 2)
-  # Output pixel centres mapped into the crop (align_corners=False).
   if not out_size:
     out_h, out_w = h, w
-  u = (np.arange(out_h) + 0.5) / out_h
-  v = (np.arange(out_w) + 0.5) / out_w
-  ys = top[:, None] + u[None, :] * ch[:, None] - 0.5
-  xs = left[:, None] + v[None, :] * cw[:, None] - 0.5
-  return separable_resample(images, ys, xs)
+  return pil_resample(images, top, left, ch, cw, out_h, out_w)
 
 
-def _interpolation_matrices(coords, size):
-  """(N, out, size) matrices of bilinear weights (edge clamp) that sample
-  positions coords (N, out) of an axis of length size."""
-  n, out = coords.shape
-  lower = np.floor(coords).astype(np.int64)
-  frac = (coords - lower).astype(np.float32)
-  m = np.zeros((n, out, size), np.float32)
-  batch, rows = np.arange(n)[:, None], np.arange(out)[None, :]
-  np.add.at(m, (batch, rows, np.clip(lower, 0, size - 1)), 1 - frac)
-  np.add.at(m, (batch, rows, np.clip(lower + 1, 0, size - 1)), frac)
-  return m
-
-
-def separable_resample(images, ys, xs):
-  """Bilinear sampling (edge clamp) on the grid ys (N, h') x xs (N, w'), as
-  two small matrix products per image: the same values as bilinear_sample
-  with clamp=True on that grid, much faster for axis-aligned crops."""
-  n, h, w, c = images.shape
-  wy = _interpolation_matrices(ys, h)  # (N, h', h)
-  wx = _interpolation_matrices(xs, w)  # (N, w', w)
+def pil_resample(images, top, left, height, width, out_h, out_w):
+  """Resamples the box (top, left, height, width) of each image (arrays of N
+  floats, pixel units) to out_h x out_w with PIL's bilinear filter on float
+  ('F' mode) planes, as torchvision's resized_crop on PIL images: plain
+  bilinear with half-pixel centres and edge clamp when enlarging (the same
+  values as bilinear_sample with clamp=True, tests/test_augment.py),
+  antialiased when shrinking.
+  Per image and channel in C: ~5x faster than batched NumPy at 224 px."""
   x = np.asarray(images, np.float32)
-  rows = np.matmul(wy, x.reshape(n, h, w * c)).reshape(n, -1, w, c)
-  out = np.matmul(wx[:, None], rows)  # (N, h', w', C)
+  out = np.empty((len(x), out_h, out_w, x.shape[-1]), np.float32)
+  for i, image in enumerate(x):
+    box = (float(left[i]), float(top[i]), float(left[i] + width[i]),
+           float(top[i] + height[i]))
+    for c in range(x.shape[-1]):
+      plane = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode='F')
+      out[i, :, :, c] = np.asarray(plane.resize(
+          (out_w, out_h), Image.Resampling.BILINEAR, box=box))
   return out
 
 
@@ -227,15 +218,27 @@ def _adjust(x, op, factor, xp=np):
   return _hsv_to_rgb((hue + factor[:, None, None]) % 1.0, sat, val, xp)
 
 
-def color_jitter(images, rng, brightness, contrast, saturation, hue):
+def color_jitter(images, rng, brightness, contrast, saturation, hue,
+                 use_pil=None):
   """torchvision's ColorJitter: each image gets the four adjustments in its
-  own random order, factors uniform in [1 - x, 1 + x] (hue: [-hue, hue])."""
+  own random order, factors uniform in [1 - x, 1 + x] (hue: [-hue, hue]).
+
+  Two implementations of the same draws: batched float NumPy (the functions
+  cdcjax/augment_jax.py runs on the accelerator), and per image on 8 bits
+  with PIL, as torchvision does for PIL images (2-3x faster on large images).
+  use_pil None picks PIL for images larger than 64 x 64.
+  """
   n = len(images)
   factors = np.stack([rng.uniform(1 - brightness, 1 + brightness, n),
                       rng.uniform(1 - contrast, 1 + contrast, n),
                       rng.uniform(1 - saturation, 1 + saturation, n),
                       rng.uniform(-hue, hue, n)]).astype(images.dtype)
   order = np.argsort(rng.uniform(size=(n, 4)), axis=1)
+  if use_pil is None:
+    use_pil = images.shape[1] * images.shape[2] > 64 * 64
+  if use_pil:
+    return np.stack([_jitter_pil(image, factors[:, i], order[i])
+                     for i, image in enumerate(images)]) if n else images
   x = images.copy()
   for position in range(4):
     for op in range(4):
@@ -243,6 +246,27 @@ def color_jitter(images, rng, brightness, contrast, saturation, hue):
       if len(chosen):
         x[chosen] = _adjust(x[chosen], op, factors[op, chosen])
   return x
+
+
+def _jitter_pil(image, factors, order):
+  """One (H, W, 3) image in [0, 1] through the four adjustments with PIL on
+  8 bits: ImageEnhance's Brightness, Contrast (blend with the mean grey
+  level) and Color (blend with the grey image), and a hue rotation of PIL's
+  8-bit HSV hue channel (256 steps per turn)."""
+  img = Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
+  for op in order:
+    factor = float(factors[op])
+    if op < 3:
+      enhancer = (ImageEnhance.Brightness, ImageEnhance.Contrast,
+                  ImageEnhance.Color)[op]
+      img = enhancer(img).enhance(factor)
+    else:
+      h, s, v = img.convert('HSV').split()
+      shift = int(round(factor * 256)) % 256
+      h = Image.fromarray(((np.asarray(h, np.int32) + shift) % 256).astype(
+          np.uint8))
+      img = Image.merge('HSV', (h, s, v)).convert('RGB')
+  return np.asarray(img, np.float32) * np.float32(1 / 255)
 
 
 def blur_sigmas(rng, n, side):
@@ -319,18 +343,19 @@ def geometry(images, rng, spec: ViewSpec, out_size: int = 0):
   return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
 
 
-def colour(x, rng, spec: ViewSpec, chunk: int = 8):
+def colour(x, rng, spec: ViewSpec, chunk: int = 8, use_pil=None):
   """Colour jitter, grayscale, blur and solarize, each with its probability
   (jitter and grayscale only on RGB images). Large images go through in
-  chunks of `chunk`, so each pass stays in the CPU cache."""
+  chunks of `chunk`, so each pass stays in the CPU cache. use_pil: see
+  color_jitter."""
   if x.shape[1] * x.shape[2] > 64 * 64 and len(x) > chunk:
-    return np.concatenate([colour(x[i:i + chunk], rng, spec, chunk)
+    return np.concatenate([colour(x[i:i + chunk], rng, spec, chunk, use_pil)
                            for i in range(0, len(x), chunk)])
   n = len(x)
   x = np.array(x, np.float32)
   if x.shape[-1] == 3:
     jitter = np.flatnonzero(rng.uniform(size=n) < spec.jitter_prob)
-    x[jitter] = color_jitter(x[jitter], rng, *spec.jitter)
+    x[jitter] = color_jitter(x[jitter], rng, *spec.jitter, use_pil=use_pil)
     grey = rng.uniform(size=n) < spec.grey_prob
     x = np.where(grey[:, None, None, None], _grayscale(x), x)
   blur = np.flatnonzero(rng.uniform(size=n) < spec.blur_prob)
@@ -342,14 +367,11 @@ def colour(x, rng, spec: ViewSpec, chunk: int = 8):
 
 
 def resize(images, size: int):
-  """Bilinear resize to size x size (half-pixel centres, edge clamp), as
-  torchvision's Resize for upsampling; the evaluation transform of
-  aug.output_size."""
+  """Resize to size x size, bilinear as torchvision's Resize (antialiased
+  when shrinking); the evaluation transform of aug.output_size."""
   n, h, w, _ = images.shape
-  ys = (np.arange(size) + 0.5) * h / size - 0.5
-  xs = (np.arange(size) + 0.5) * w / size - 0.5
-  return separable_resample(images, np.broadcast_to(ys, (n, size)),
-                            np.broadcast_to(xs, (n, size)))
+  return pil_resample(images, np.zeros(n), np.zeros(n), np.full(n, h),
+                      np.full(n, w), size, size)
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, aug_config,

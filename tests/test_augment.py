@@ -32,6 +32,29 @@ def test_crop_area_follows_scale():
   np.testing.assert_allclose(widths, size / 2, atol=1.0)
 
 
+def test_pil_resample_enlarging_is_bilinear_with_edge_clamp():
+  images = _images(n=5, size=9)
+  rng = np.random.default_rng(7)
+  top, left = rng.uniform(0, 3, 5), rng.uniform(0, 3, 5)
+  height, width = rng.uniform(3, 6, 5), rng.uniform(3, 6, 5)
+  out = augment.pil_resample(images, top, left, height, width, 20, 17)
+  # Output pixel centres mapped into each box (align_corners=False).
+  ys = top[:, None] + (np.arange(20) + 0.5)[None] / 20 * height[:, None] - 0.5
+  xs = left[:, None] + (np.arange(17) + 0.5)[None] / 17 * width[:, None] - 0.5
+  grid_y = np.broadcast_to(ys[:, :, None], (5, 20, 17))
+  grid_x = np.broadcast_to(xs[:, None, :], (5, 20, 17))
+  expected = augment.bilinear_sample(images, grid_y, grid_x, clamp=True)
+  np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_pil_resample_shrinking_is_antialiased():
+  # A 1-pixel checkerboard shrunk 4x: antialiasing averages it to 0.5
+  # (plain bilinear would alias to runs of 0s and 1s).
+  board = (np.indices((32, 32)).sum(0) % 2).astype(np.float32)[None, :, :, None]
+  out = augment.resize(board, 8)
+  np.testing.assert_allclose(out[:, 1:-1, 1:-1], 0.5, atol=0.02)
+
+
 def test_hsv_round_trip_matches_colorsys():
   pixels = np.random.default_rng(2).uniform(size=(200, 3))
   hue, sat, val = augment._rgb_to_hsv(pixels)
@@ -56,6 +79,22 @@ def test_brightness_only_scales_each_image_by_one_factor():
   np.testing.assert_allclose(per_image, np.broadcast_to(per_image[:, :1],
                                                     per_image.shape), rtol=1e-5)
   assert per_image.min() >= 0.6 - 1e-6 and per_image.max() <= 1.4 + 1e-6
+
+
+def test_pil_jitter_follows_the_float_jitter_within_8_bit_rounding():
+  # Smooth images (a colour gradient), so the 8-bit hue channel is not noisy.
+  ramp = np.linspace(0.05, 0.95, 24, dtype=np.float32)
+  base = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :],
+                                      0.5 * ramp[:, None] + 0.3), -1)
+  images = np.repeat(base[None], 32, 0) * np.linspace(
+      0.6, 1.0, 32, dtype=np.float32)[:, None, None, None]
+  exact = augment.color_jitter(images, np.random.default_rng(9), 0.4, 0.4,
+                               0.4, 0.1, use_pil=False)
+  pil = augment.color_jitter(images, np.random.default_rng(9), 0.4, 0.4, 0.4,
+                             0.1, use_pil=True)
+  difference = np.abs(pil - exact)
+  assert difference.mean() < 2.5 / 255, difference.mean()
+  assert np.quantile(difference, 0.99) < 8 / 255
 
 
 def test_saturation_zero_is_grayscale_reference():

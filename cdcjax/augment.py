@@ -111,14 +111,12 @@ def digits(images: np.ndarray, rng: np.random.Generator,
   return x.astype(np.float32)
 
 
-def random_resized_crop(images, rng, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3), attempts=10, out_size=0):
-  """torchvision's RandomResizedCrop: area fraction in `scale`, log-uniform
-  aspect ratio; after `attempts` misses, a central crop with the ratio
-  clamped to `ratio` (torchvision's fallback). Output side `out_size` (0: the
-  input size)."""
-  n, h, w, _ = images.shape
-  out_h = out_w = out_size
+def crop_boxes(rng, n, h, w, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+               attempts=10):
+  """torchvision's RandomResizedCrop boxes (top, left, height, width), each
+  (N,): area fraction in `scale`, log-uniform aspect ratio; after `attempts`
+  misses, a central crop with the ratio clamped to `ratio` (torchvision's
+  fallback)."""
   area = h * w
   target = rng.uniform(scale[0], scale[1], (attempts, n)) * area
   aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]),
@@ -139,9 +137,16 @@ def random_resized_crop(images, rng, scale=(0.08, 1.0),
                  (h - ch) // 2)
   left = np.where(found, np.floor(rng.uniform(size=n) * (w - cw + 1)),
                   (w - cw) // 2)
-  if not out_size:
-    out_h, out_w = h, w
-  return pil_resample(images, top, left, ch, cw, out_h, out_w)
+  return top, left, ch, cw
+
+
+def random_resized_crop(images, rng, scale=(0.08, 1.0),
+                        ratio=(3 / 4, 4 / 3), attempts=10, out_size=0):
+  """torchvision's RandomResizedCrop (crop_boxes), resized to out_size (0:
+  the input size)."""
+  n, h, w, _ = images.shape
+  boxes = crop_boxes(rng, n, h, w, scale, ratio, attempts)
+  return pil_resample(images, *boxes, out_size or h, out_size or w)
 
 
 def pil_resample(images, top, left, height, width, out_h, out_w):
@@ -218,28 +223,36 @@ def _adjust(x, op, factor, xp=np):
   return _hsv_to_rgb((hue + factor[:, None, None]) % 1.0, sat, val, xp)
 
 
-def color_jitter(images, rng, brightness, contrast, saturation, hue,
-                 use_pil=None):
-  """torchvision's ColorJitter: each image gets the four adjustments in its
-  own random order, factors uniform in [1 - x, 1 + x] (hue: [-hue, hue]).
-
-  Two implementations of the same draws: batched float NumPy (the functions
-  cdcjax/augment_jax.py runs on the accelerator), and per image on 8 bits
-  with PIL, as torchvision does for PIL images (2-3x faster on large images).
-  use_pil None picks PIL for images larger than 64 x 64.
-  """
-  n = len(images)
+def jitter_draws(rng, n, brightness, contrast, saturation, hue):
+  """ColorJitter's random factors (4, N), uniform in [1 - x, 1 + x] (hue:
+  [-hue, hue]), and each image's random order of the four ops (N, 4)."""
   factors = np.stack([rng.uniform(1 - brightness, 1 + brightness, n),
                       rng.uniform(1 - contrast, 1 + contrast, n),
                       rng.uniform(1 - saturation, 1 + saturation, n),
-                      rng.uniform(-hue, hue, n)]).astype(images.dtype)
-  order = np.argsort(rng.uniform(size=(n, 4)), axis=1)
-  if use_pil is None:
-    use_pil = images.shape[1] * images.shape[2] > 64 * 64
+                      rng.uniform(-hue, hue, n)]).astype(np.float32)
+  return factors, np.argsort(rng.uniform(size=(n, 4)), axis=1)
+
+
+def color_jitter(images, rng, brightness, contrast, saturation, hue,
+                 use_pil=False):
+  """torchvision's ColorJitter: each image gets the four adjustments in its
+  own random order (jitter_draws).
+
+  Two implementations of the same draws: batched float NumPy (the functions
+  cdcjax/augment_jax.py runs on the accelerator), and per image on 8 bits
+  with PIL (use_pil), as torchvision does for PIL images.
+  """
+  factors, order = jitter_draws(rng, len(images), brightness, contrast,
+                                saturation, hue)
   if use_pil:
-    return np.stack([_jitter_pil(image, factors[:, i], order[i])
-                     for i, image in enumerate(images)]) if n else images
-  x = images.copy()
+    return np.stack([_to_float(_jitter_pil(_to_pil(image), factors[:, i],
+                                           order[i]))
+                     for i, image in enumerate(images)]) if len(images) else (
+                         images)
+  return _jitter_float(images.copy(), factors, order)
+
+
+def _jitter_float(x, factors, order):
   for position in range(4):
     for op in range(4):
       chosen = np.flatnonzero(order[:, position] == op)
@@ -248,12 +261,19 @@ def color_jitter(images, rng, brightness, contrast, saturation, hue,
   return x
 
 
-def _jitter_pil(image, factors, order):
-  """One (H, W, 3) image in [0, 1] through the four adjustments with PIL on
-  8 bits: ImageEnhance's Brightness, Contrast (blend with the mean grey
-  level) and Color (blend with the grey image), and a hue rotation of PIL's
-  8-bit HSV hue channel (256 steps per turn)."""
-  img = Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
+def _to_pil(image):
+  return Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _to_float(img):
+  return np.asarray(img, np.float32) * np.float32(1 / 255)
+
+
+def _jitter_pil(img, factors, order):
+  """The four adjustments on an 8-bit RGB PIL image: ImageEnhance's
+  Brightness, Contrast (blend with the mean grey level) and Color (blend with
+  the grey image), and a rotation of PIL's 8-bit HSV hue channel (256 steps
+  per turn)."""
   for op in order:
     factor = float(factors[op])
     if op < 3:
@@ -263,10 +283,9 @@ def _jitter_pil(image, factors, order):
     else:
       h, s, v = img.convert('HSV').split()
       shift = int(round(factor * 256)) % 256
-      h = Image.fromarray(((np.asarray(h, np.int32) + shift) % 256).astype(
-          np.uint8))
+      h = h.point([(i + shift) % 256 for i in range(256)])
       img = Image.merge('HSV', (h, s, v)).convert('RGB')
-  return np.asarray(img, np.float32) * np.float32(1 / 255)
+  return img
 
 
 def blur_sigmas(rng, n, side):
@@ -343,27 +362,84 @@ def geometry(images, rng, spec: ViewSpec, out_size: int = 0):
   return np.where(flip[:, None, None, None], x[:, :, ::-1], x)
 
 
-def colour(x, rng, spec: ViewSpec, chunk: int = 8, use_pil=None):
-  """Colour jitter, grayscale, blur and solarize, each with its probability
-  (jitter and grayscale only on RGB images). Large images go through in
-  chunks of `chunk`, so each pass stays in the CPU cache. use_pil: see
-  color_jitter."""
-  if x.shape[1] * x.shape[2] > 64 * 64 and len(x) > chunk:
-    return np.concatenate([colour(x[i:i + chunk], rng, spec, chunk, use_pil)
-                           for i in range(0, len(x), chunk)])
-  n = len(x)
-  x = np.array(x, np.float32)
-  if x.shape[-1] == 3:
+@dataclasses.dataclass(frozen=True)
+class ColourDraws:
+  """The random choices of `colour` for N images: which get jitter (indices,
+  with their factors and op order), grayscale (mask), blur (indices, with
+  their sigmas) and solarize (mask)."""
+  jitter: np.ndarray
+  factors: np.ndarray
+  order: np.ndarray
+  grey: np.ndarray
+  blur: np.ndarray
+  sigmas: np.ndarray
+  solarize: np.ndarray
+
+
+def colour_draws(rng, n: int, spec: ViewSpec, rgb: bool,
+                 side: int) -> ColourDraws:
+  """Jitter and grayscale only on RGB images; blur sigmas scale with side."""
+  none = np.zeros(0, np.int64)
+  jitter, factors, order = none, np.zeros((4, 0), np.float32), none
+  grey = np.zeros(n, bool)
+  if rgb:
     jitter = np.flatnonzero(rng.uniform(size=n) < spec.jitter_prob)
-    x[jitter] = color_jitter(x[jitter], rng, *spec.jitter, use_pil=use_pil)
+    factors, order = jitter_draws(rng, len(jitter), *spec.jitter)
     grey = rng.uniform(size=n) < spec.grey_prob
-    x = np.where(grey[:, None, None, None], _grayscale(x), x)
   blur = np.flatnonzero(rng.uniform(size=n) < spec.blur_prob)
-  if len(blur):
-    x[blur] = gaussian_blur(x[blur], blur_sigmas(rng, len(blur),
-                                                 min(x.shape[1:3])))
+  sigmas = blur_sigmas(rng, len(blur), side)
   sol = rng.uniform(size=n) < spec.solarize_prob
-  return np.where(sol[:, None, None, None], solarize(x), x)
+  return ColourDraws(jitter, factors, order, grey, blur, sigmas, sol)
+
+
+def colour(x, rng, spec: ViewSpec):
+  """Colour jitter, grayscale, blur and solarize, each with its probability
+  (jitter and grayscale only on RGB images), batched in float NumPy."""
+  x = np.array(x, np.float32)
+  draws = colour_draws(rng, len(x), spec, x.shape[-1] == 3, min(x.shape[1:3]))
+  if len(draws.jitter):
+    x[draws.jitter] = _jitter_float(x[draws.jitter], draws.factors,
+                                    draws.order)
+  if draws.grey.any():
+    x[draws.grey] = _grayscale(x[draws.grey])
+  return _blur_and_solarize(x, draws)
+
+
+def _blur_and_solarize(x, draws):
+  if len(draws.blur):
+    x[draws.blur] = gaussian_blur(x[draws.blur], draws.sigmas)
+  if draws.solarize.any():
+    x[draws.solarize] = solarize(x[draws.solarize])
+  return x
+
+
+def pil_view(images, rng, spec: ViewSpec, out_size: int = 0):
+  """geometry then colour for RGB images, per image with PIL on 8 bits as
+  torchvision's PIL pipeline (crop-resize, flip, ColorJitter, grayscale;
+  blur and solarize then in float): the same draws, distribution within
+  8-bit rounding (tests/test_augment.py), several times faster on large
+  images. The host path for images larger than 64 x 64."""
+  n, h, w, _ = images.shape
+  out_h, out_w = out_size or h, out_size or w
+  top, left, height, width = crop_boxes(rng, n, h, w, spec.crop_scale)
+  flip = rng.uniform(size=n) < 0.5
+  draws = colour_draws(rng, n, spec, True, min(out_h, out_w))
+  jitter_of = {int(j): i for i, j in enumerate(draws.jitter)}
+  out = np.empty((n, out_h, out_w, 3), np.float32)
+  for i, image in enumerate(images):
+    img = _to_pil(image).resize(
+        (out_w, out_h), Image.Resampling.BILINEAR,
+        box=(float(left[i]), float(top[i]), float(left[i] + width[i]),
+             float(top[i] + height[i])))
+    if flip[i]:
+      img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if i in jitter_of:
+      j = jitter_of[i]
+      img = _jitter_pil(img, draws.factors[:, j], draws.order[j])
+    if draws.grey[i]:
+      img = img.convert('L').convert('RGB')
+    out[i] = _to_float(img)
+  return _blur_and_solarize(out, draws)
 
 
 def resize(images, size: int):
@@ -375,10 +451,12 @@ def resize(images, size: int):
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
-            view: int = 0, with_colour: bool | None = None) -> np.ndarray:
+            view: int = 0, with_colour: bool | None = None,
+            use_pil: bool | None = None) -> np.ndarray:
   """Applies the recipe named by aug_config.recipe to make view `view`.
   Contrastive recipes skip their colour steps when with_colour is False
-  (default: not aug_config.color_on_device)."""
+  (default: not aug_config.color_on_device). With colour, RGB views larger
+  than 64 x 64 go through pil_view (use_pil None: by size)."""
   if aug_config.recipe == 'digits':
     return digits(images, rng, aug_config)
   if aug_config.recipe == 'scan_strong':
@@ -386,9 +464,14 @@ def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
     return randaugment.scan_strong(images, rng)
   if aug_config.recipe in CONTRASTIVE_RECIPES:
     spec = view_spec(aug_config, view)
-    x = geometry(images, rng, spec, aug_config.output_size)
     if with_colour is None:
       with_colour = not aug_config.color_on_device
+    side = aug_config.output_size or images.shape[1]
+    if use_pil is None:
+      use_pil = side * side > 64 * 64
+    if with_colour and use_pil and images.shape[-1] == 3:
+      return pil_view(images, rng, spec, aug_config.output_size)
+    x = geometry(images, rng, spec, aug_config.output_size)
     if with_colour:
       x = colour(x, rng, spec)
     return x.astype(np.float32)

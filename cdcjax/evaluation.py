@@ -107,9 +107,11 @@ def log_eval(step: int, result: dict) -> None:
                  result['cluster_sizes'], result['cluster_size_entropy'])
     return
   logging.info('eval step %d (%s): ACC %.4f NMI %.4f ARI %.4f | cluster sizes '
-               '%s (size entropy %.3f)', step, result['evaluator'],
-               result['acc'], result['nmi'], result['ari'],
-               result['cluster_sizes'], result['cluster_size_entropy'])
+               '%s (size entropy %.3f), majority classes %s', step,
+               result['evaluator'], result['acc'], result['nmi'],
+               result['ari'], result['cluster_sizes'],
+               result['cluster_size_entropy'],
+               result['cluster_majority_class'])
   for name, extra in result.items():
     if name == 'latent_stats':
       logging.info('eval step %d latent_stats: %s', step,

@@ -51,6 +51,11 @@ def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
   if np.all(labels < 0):  # Unlabelled: sizes only, no ACC/NMI/ARI.
     return {'num_examples': int(len(labels)), 'cluster_sizes': sizes.tolist(),
             'cluster_size_entropy': cluster_size_entropy(sizes)}
+  counts = contingency(predictions, labels, num_clusters,
+                       int(labels.max()) + 1)
+  # Each cluster's majority class (-1: empty): a merge shows as a class that
+  # is no cluster's majority, a split as a class that is several clusters'.
+  majority = np.where(sizes > 0, counts.argmax(axis=1), -1)
   return {
       'acc': cluster_accuracy(predictions, labels, num_clusters),
       'nmi': float(sk_metrics.normalized_mutual_info_score(labels, predictions)),
@@ -58,4 +63,5 @@ def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
       'num_examples': int(len(labels)),
       'cluster_sizes': sizes.tolist(),
       'cluster_size_entropy': cluster_size_entropy(sizes),
+      'cluster_majority_class': majority.tolist(),
   }

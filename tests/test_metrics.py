@@ -45,3 +45,12 @@ def test_more_clusters_than_classes_maps_many_to_one():
   # One-to-one would have to leave a cluster unmatched: at most 6 of 8.
   counts = metrics.contingency(predictions, labels, 3, 2)
   assert counts.max(axis=1).sum() == 7
+
+
+def test_majority_class_shows_merges_splits_and_empty_clusters():
+  labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+  # Cluster 0 and 1 split class 0, cluster 2 merges classes 1 and 2 (1 wins
+  # ties by argmax order), cluster 3 is empty.
+  predictions = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+  out = metrics.clustering_metrics(predictions, labels, num_clusters=4)
+  assert out['cluster_majority_class'] == [0, 0, 1, -1]

@@ -474,5 +474,5 @@ def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
     x = geometry(images, rng, spec, aug_config.output_size)
     if with_colour:
       x = colour(x, rng, spec)
-    return x.astype(np.float32)
+    return x.astype(np.float32, copy=False)  # geometry made x.
   raise ValueError(f'aug.recipe={aug_config.recipe!r}; allowed: {RECIPES}')

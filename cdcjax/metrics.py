@@ -64,4 +64,6 @@ def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
       'cluster_sizes': sizes.tolist(),
       'cluster_size_entropy': cluster_size_entropy(sizes),
       'cluster_majority_class': majority.tolist(),
+      # counts[k][c]: cluster k, class c (kept for small tables only).
+      **({'contingency': counts.tolist()} if counts.size <= 2500 else {}),
   }

@@ -54,3 +54,4 @@ def test_majority_class_shows_merges_splits_and_empty_clusters():
   predictions = np.array([0, 0, 1, 1, 2, 2, 2, 2])
   out = metrics.clustering_metrics(predictions, labels, num_clusters=4)
   assert out['cluster_majority_class'] == [0, 0, 1, -1]
+  assert out['contingency'] == [[2, 0, 0], [2, 0, 0], [0, 2, 2], [0, 0, 0]]

@@ -30,6 +30,9 @@ Solarize inverts values >= 128/255 (PIL's threshold). aug.output_size > 0
 resizes the crop to that side (0: the input size). With aug.color_on_device
 the colour steps (jitter, grayscale, blur, solarize) run in the jitted train
 step instead (cdcjax/augment_jax.py); the host then does only the geometry.
+RGB views larger than 64 x 64 are made per image with PIL on 8 bits
+(pil_view, torchvision's PIL path, the same draws); smaller ones in batched
+float NumPy.
 """
 
 import dataclasses

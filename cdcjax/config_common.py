@@ -282,6 +282,8 @@ def set_method(c: ml_collections.ConfigDict, method: str,
     c.optimizer.learning_rate = 1e-4
     c.optimizer.weight_decay = 1e-4
     c.num_epochs = max(1, c.num_epochs // 4)
+    if c.total_steps > 0 and arg != 'tiny':
+      c.total_steps = max(1, c.total_steps // 4)
     if arg == 'tiny':
       c.evaluators = ('cluster_head',)
   if arg == 'tiny' and method == 'cdc':
@@ -348,9 +350,12 @@ def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.train_split = 'train'
   c.data.eval_split = 'test'
   c.eval_batch_size = 1024 if arg != 'tiny' else 256
-  # MNIST: 17 epochs (3,984 steps) fit in the 60-minute CPU budget at the
-  # 1.28 steps/s measured on the 2-core CI machine.
+  # MNIST: 2,000 steps (~8.5 epochs, 26 minutes on the 2-core CPU) gave ACC
+  # 0.9205 against 0.8902 for 17 epochs (3,978 steps), one seed each
+  # (README); the head reaches its plateau once the lambda ramp ends.
   c.num_epochs = {'mnist': 17, 'usps': 100}[name]
+  if name == 'mnist' and arg != 'tiny':
+    c.total_steps = 2000
   c.log_every_steps = 100 if arg != 'tiny' else 4
   c.checkpoint_every_steps = 500 if arg != 'tiny' else 4
   return c

@@ -5,8 +5,12 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/mnist_cdc.py --workdir=/tmp/mnist_cdc
 
 Tiny variant: configs/mnist_cdc.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
-Not yet measured: no result is claimed for this config.
+batch 256, Adam 1e-3, 2,000 steps, lambda ramped over the first 70 %
+(cdcjax.config_common.handwritten).
+Measured (README, commit 1ba554c with total_steps=2000, seed 0, 2-core CPU,
+26 minutes): test ACC 0.9205, NMI 0.8460, ARI 0.8352 (k-means on backbone
+features 0.9133). Below the 0.97 target; CPU runs are not bit-reproducible,
+so expect seed-to-seed and run-to-run spread.
 """
 
 from cdcjax import config_common

@@ -163,13 +163,17 @@ def pil_resample(images, top, left, height, width, out_h, out_w):
   x = np.asarray(images, np.float32)
   out = np.empty((len(x), out_h, out_w, x.shape[-1]), np.float32)
   for i, image in enumerate(x):
-    box = (float(left[i]), float(top[i]), float(left[i] + width[i]),
-           float(top[i] + height[i]))
+    box = _pil_box(top[i], left[i], height[i], width[i])
     for c in range(x.shape[-1]):
       plane = Image.fromarray(np.ascontiguousarray(image[:, :, c]), mode='F')
       out[i, :, :, c] = np.asarray(plane.resize(
           (out_w, out_h), Image.Resampling.BILINEAR, box=box))
   return out
+
+
+def _pil_box(top, left, height, width):
+  """PIL's (left, upper, right, lower) box in float pixel units."""
+  return (float(left), float(top), float(left + width), float(top + height))
 
 
 # The colour operations below take the array module `xp` (numpy or
@@ -432,8 +436,7 @@ def pil_view(images, rng, spec: ViewSpec, out_size: int = 0):
   for i, image in enumerate(images):
     img = _to_pil(image).resize(
         (out_w, out_h), Image.Resampling.BILINEAR,
-        box=(float(left[i]), float(top[i]), float(left[i] + width[i]),
-             float(top[i] + height[i])))
+        box=_pil_box(top[i], left[i], height[i], width[i]))
     if flip[i]:
       img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if i in jitter_of:
@@ -454,12 +457,11 @@ def resize(images, size: int):
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
-            view: int = 0, with_colour: bool | None = None,
-            use_pil: bool | None = None) -> np.ndarray:
+            view: int = 0, with_colour: bool | None = None) -> np.ndarray:
   """Applies the recipe named by aug_config.recipe to make view `view`.
   Contrastive recipes skip their colour steps when with_colour is False
   (default: not aug_config.color_on_device). With colour, RGB views larger
-  than 64 x 64 go through pil_view (use_pil None: by size)."""
+  than 64 x 64 go through pil_view."""
   if aug_config.recipe == 'digits':
     return digits(images, rng, aug_config)
   if aug_config.recipe == 'scan_strong':
@@ -470,9 +472,7 @@ def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
     if with_colour is None:
       with_colour = not aug_config.color_on_device
     side = aug_config.output_size or images.shape[1]
-    if use_pil is None:
-      use_pil = side * side > 64 * 64
-    if with_colour and use_pil and images.shape[-1] == 3:
+    if with_colour and side * side > 64 * 64 and images.shape[-1] == 3:
       return pil_view(images, rng, spec, aug_config.output_size)
     x = geometry(images, rng, spec, aug_config.output_size)
     if with_colour:

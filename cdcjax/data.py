@@ -162,9 +162,10 @@ def load_source(data_config, split: str = 'all'):
   raise ValueError(f'data.name={data_config.name!r}; allowed: {DATASETS}')
 
 
-def normalize(images: np.ndarray) -> np.ndarray:
-  """Maps [0, 1] to [-1, 1] (train views: in place, in train_dataset)."""
-  out = np.multiply(images, np.float32(2), dtype=np.float32)
+def normalize(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+  """Maps [0, 1] to [-1, 1] as float32; out=images works in place (the train
+  views: on 224-pixel batches copies cost as much as the augmentation)."""
+  out = np.multiply(images, np.float32(2), out=out, dtype=np.float32)
   out -= np.float32(1)
   return out
 
@@ -196,15 +197,9 @@ def train_dataset(source, *, batch_size: int, seed: int, aug_config,
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.map(lambda indices: _stack([source[int(i)] for i in indices[mine]]))
 
-  def finish(view):
-    # Each view is a new float32 array: normalise in place (on 224-pixel
-    # batches the copies of out-of-place arithmetic cost as much as the
-    # augmentation).
+  def finish(view):  # Each view is a new float32 array: normalise in place.
     view = np.asarray(view, np.float32)
-    if not aug_config.color_on_device:
-      view *= np.float32(2)
-      view -= np.float32(1)
-    return view
+    return view if aug_config.color_on_device else normalize(view, out=view)
 
   def two_views(batch, rng):
     images = batch['image']

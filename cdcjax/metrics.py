@@ -25,11 +25,16 @@ def cluster_accuracy(predictions: np.ndarray, labels: np.ndarray,
   """
   num_clusters = num_clusters or int(predictions.max()) + 1
   num_classes = int(labels.max()) + 1
-  counts = contingency(predictions, labels, num_clusters, num_classes)
-  if num_clusters > num_classes:
-    return float(counts.max(axis=1).sum() / len(labels))
+  return _accuracy_of(contingency(predictions, labels, num_clusters,
+                                  num_classes))
+
+
+def _accuracy_of(counts: np.ndarray) -> float:
+  """cluster_accuracy from the contingency table counts[cluster, class]."""
+  if counts.shape[0] > counts.shape[1]:
+    return float(counts.max(axis=1).sum() / counts.sum())
   rows, cols = linear_sum_assignment(counts, maximize=True)
-  return float(counts[rows, cols].sum() / len(labels))
+  return float(counts[rows, cols].sum() / counts.sum())
 
 
 def cluster_size_entropy(sizes: np.ndarray) -> float:
@@ -57,7 +62,7 @@ def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
   # is no cluster's majority, a split as a class that is several clusters'.
   majority = np.where(sizes > 0, counts.argmax(axis=1), -1)
   return {
-      'acc': cluster_accuracy(predictions, labels, num_clusters),
+      'acc': _accuracy_of(counts),
       'nmi': float(sk_metrics.normalized_mutual_info_score(labels, predictions)),
       'ari': float(sk_metrics.adjusted_rand_score(labels, predictions)),
       'num_examples': int(len(labels)),

@@ -128,3 +128,19 @@ def test_unknown_dataset_is_rejected():
   with pytest.raises(ValueError, match='data.name'):
     data.load_source(ml_collections.ConfigDict({'name': 'nope',
                                                 'image_size': 8}))
+
+
+def test_in_place_normalisation_leaves_the_weak_view_and_source_intact(source):
+  """The train views are normalised in place: the weak (un-augmented) view
+  must still be the normalised image, and the source must be unchanged."""
+  before = source.images.copy()
+  ds = data.train_dataset(source, batch_size=32, seed=3, aug_config=_aug(),
+                          weak_view_a=True)
+  batch = ds[0]
+  np.testing.assert_array_equal(batch['view_a'],
+                                data.normalize(source.images[batch['index']]))
+  assert not np.allclose(batch['view_b'], batch['view_a'])  # Augmented.
+  np.testing.assert_array_equal(source.images, before)
+  images = np.full((2, 3, 3, 1), 0.25, np.float32)
+  assert data.normalize(images, out=images) is images
+  np.testing.assert_array_equal(images, -0.5)

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cdcjax import models
 from cdcjax.errors import TrainingFailure
 
 
@@ -107,6 +108,8 @@ def load_weights(init_from: str, state):
   manager.close()
   loaded = {'params': restored['params'],
             'batch_stats': restored['batch_stats']}
+  if restored.get('head_losses') is not None and state.head_losses is None:
+    loaded = _keep_selected_head(loaded, restored['head_losses'], init_from)
   expected = {'params': state.params, 'batch_stats': state.batch_stats}
   check_same_tree(loaded, expected, init_from)
   logging.info('Initialised weights from %s (step %d)', init_from, step)
@@ -116,6 +119,24 @@ def load_weights(init_from: str, state):
       params=jax.tree.map(cast, loaded['params'], state.params),
       batch_stats=jax.tree.map(cast, loaded['batch_stats'],
                                state.batch_stats))
+
+
+def _keep_selected_head(variables: dict, head_losses, source: str) -> dict:
+  """A multi-head run's variables with its selected cluster head (lowest
+  average loss) as the single 'cluster_head' (e.g. for self-labeling)."""
+  head_losses = np.asarray(head_losses)
+  best = int(np.argmin(head_losses))
+  logging.info('%s has %d cluster heads; keeping head %d (lowest average '
+               'loss %.4f)', source, len(head_losses), best, head_losses[best])
+  names = {models.cluster_head_name(h) for h in range(len(head_losses))}
+  out = {}
+  for collection, tree in variables.items():
+    tree = dict(tree)
+    if models.cluster_head_name(best) in tree:
+      tree['cluster_head'] = tree[models.cluster_head_name(best)]
+    out[collection] = {k: v for k, v in tree.items()
+                       if k not in names or k == 'cluster_head'}
+  return out
 
 
 def check_same_tree(loaded, expected, source: str) -> None:

@@ -94,6 +94,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.width = 1.0
   c.model.stem = 'small'
   c.model.head_layout = 'two'
+  # CDC: train this many cluster heads side by side on one backbone (each
+  # with its own CDC loss on [c_h; s], averaged) and predict with the one
+  # whose running loss is lowest (SCAN's trick against a bad partition).
+  c.model.num_cluster_heads = 1
   c.model.head_hidden_dims = (512,)
   c.model.instance_dim = 128
   c.model.num_features = 128  # F, CD's feature-predictor heads.
@@ -236,6 +240,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            f'aug.color_on_device need one of {augment.CONTRASTIVE_RECIPES}')
   _require(c.model.batch_norm in BATCH_NORMS, 'model.batch_norm',
            c.model.batch_norm, f'one of {BATCH_NORMS}')
+  heads = c.model.num_cluster_heads
+  _require(heads >= 1, 'model.num_cluster_heads', heads, 'must be >= 1')
+  _require(heads == 1 or (c.method == 'cdc' and c.model.head_layout == 'two'
+                          and c.loss.contrast == 'in_batch'),
+           'model.num_cluster_heads', heads, 'more than 1 needs method cdc '
+           "with model.head_layout='two' and loss.contrast='in_batch'")
   _require(c.model.num_features >= 1, 'model.num_features',
            c.model.num_features, 'must be >= 1')
   for group in ('cc', 'cd', 'simclr'):

@@ -8,6 +8,7 @@ for each image exactly once, on any number of devices and processes.
 import json
 
 from absl import logging
+import jax
 import numpy as np
 
 from cdcjax import augment
@@ -29,6 +30,8 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
   trainer.last_predictions = predictions  # For the clusters.csv of folders.
   result = {'evaluator': names[0], **metrics_lib.clustering_metrics(
       predictions, labels, config.num_clusters)}
+  if 'c_heads' in embeddings:
+    result['cluster_heads'] = _cluster_heads(trainer, embeddings, labels)
   for name in names[1:]:
     if name in evaluators.CLUSTERING_EVALUATORS:
       extra = evaluators.clustering_result(name, embeddings, labels,
@@ -42,6 +45,20 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
     elif name == 'latent_stats':
       result[name] = _latent_stats(trainer, eval_source)
   return result
+
+
+def _cluster_heads(trainer, embeddings, labels) -> dict:
+  """Every cluster head's ACC beside its average loss: shows whether the
+  lowest-loss head (the one that predicts) is the best one."""
+  head_losses = np.asarray(jax.device_get(trainer.state.head_losses))
+  out = {'selected': int(np.argmin(head_losses)),
+         'average_loss': [round(float(v), 4) for v in head_losses]}
+  scores = [metrics_lib.clustering_metrics(np.argmax(c, axis=1), labels,
+                                          trainer.config.num_clusters)
+            for c in np.moveaxis(embeddings['c_heads'], 1, 0)]
+  if all('acc' in s for s in scores):  # Labelled data.
+    out['acc'] = [round(s['acc'], 4) for s in scores]
+  return out
 
 
 def _linear_probe(trainer, embeddings, eval_source, train_source) -> dict:

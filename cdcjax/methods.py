@@ -15,6 +15,8 @@ Every loss function returns a dict of scalars whose 'loss' entry is minimised;
 the others are logged.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -97,14 +99,17 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
     if uses_momentum_heads(config):
       moco = dict(predictions=(out_a['p'], out_b['p']),
                   momentum_keys=[(o['c'], o['s']) for o in momentum_outputs])
-    result = losses.cdc_loss(
-        out_a['c'], out_a['s'], out_b['c'], out_b['s'],
+    cdc = functools.partial(
+        losses.cdc_loss,
         temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
         equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
         sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
         **moco)
+    if 'c_heads' in out_a:
+      return _multi_head_cdc_loss(cdc, out_a, out_b)
+    result = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])
   elif method == 'cc':
     result = losses.cc_loss(
         out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),
@@ -131,3 +136,16 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
     raise ValueError(f'config.method={method!r}; allowed: {METHODS}')
   values = result._asdict()
   return {'loss': values.pop('total'), **values}
+
+
+def _multi_head_cdc_loss(cdc, out_a: dict, out_b: dict) -> dict:
+  """One CDC loss per cluster head (each on [c_h; s], s shared), averaged so
+  the backbone and s see the gradient scale of one head. 'head_losses' (H,)
+  is each head's total, from which the trainer picks the prediction head."""
+  per_head = [cdc(out_a['c_heads'][:, h], out_a['s'], out_b['c_heads'][:, h],
+                  out_b['s'])._asdict()
+              for h in range(out_a['c_heads'].shape[1])]
+  mean = {k: jnp.mean(jnp.stack([p[k] for p in per_head]))
+          for k in per_head[0]}
+  return {'loss': mean.pop('total'), **mean,
+          'head_losses': jnp.stack([p['total'] for p in per_head])}

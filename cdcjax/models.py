@@ -208,13 +208,20 @@ class MLPHead(nn.Module):
 HEADS = ('cdc', 'cc', 'cd', 'instance')
 
 
+def cluster_head_name(index: int) -> str:
+  """Head 0 keeps the single-head name, so its checkpoints read the same."""
+  return 'cluster_head' if index == 0 else f'cluster_head_{index}'
+
+
 class ClusteringModel(nn.Module):
   """A backbone and the heads of one method. Outputs a dict with 'features'
   (pooled backbone output) and, by `heads`:
 
   - 'cdc': 'c' categorical logits (K) and 's' instance factors (D). Layout
     'two': separate MLPs (the paper's ImageNet setup); 'shared': one MLP whose
-    K + D outputs are split into c and s.
+    K + D outputs are split into c and s. With num_cluster_heads H > 1
+    (layout 'two'), 'c_heads' (B, H, K) holds the logits of H cluster heads
+    ('cluster_head', 'cluster_head_1', ...) instead of 'c'.
   - 'cc': 's' instance head and 'c' cluster logits (before the softmax), both
     Linear -> ReLU -> Linear as Contrastive Clustering's code.
   - 'cd': 's' instance projector (Linear -> BN -> ReLU -> Linear) and 'f'
@@ -235,6 +242,7 @@ class ClusteringModel(nn.Module):
   # CDC with loss.contrast='moco_v3': a predictor MLP on [c; s] ('p'), as
   # MoCo v3's (Linear, BN, ReLU, Linear, BN without affine).
   predictor_hidden_dims: Sequence[int] = ()
+  num_cluster_heads: int = 1
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -245,8 +253,18 @@ class ClusteringModel(nn.Module):
     head = functools.partial(MLPHead, self.head_hidden_dims,
                              bn_groups=self.bn_groups)
     out = {'features': features}
+    if self.num_cluster_heads > 1 and (self.heads, self.head_layout) != (
+        'cdc', 'two'):
+      raise ValueError(f'num_cluster_heads={self.num_cluster_heads} needs '
+                       "heads='cdc' with head_layout='two'")
     if self.heads == 'cdc' and self.head_layout == 'two':
-      out['c'] = head(self.num_clusters, name='cluster_head')(features, train)
+      if self.num_cluster_heads == 1:
+        out['c'] = head(self.num_clusters, name='cluster_head')(features,
+                                                                 train)
+      else:
+        out['c_heads'] = jnp.stack([
+            head(self.num_clusters, name=cluster_head_name(h))(features, train)
+            for h in range(self.num_cluster_heads)], axis=1)
       out['s'] = head(self.instance_dim, name='instance_head')(features, train)
     elif self.heads == 'cdc' and self.head_layout == 'shared':
       both = head(self.num_clusters + self.instance_dim, name='head')(
@@ -293,4 +311,5 @@ def make_model(model_config, num_clusters: int, heads: str = 'cdc',
       num_features=model_config.get('num_features', 128),
       bn_groups=bn_groups,
       freeze_backbone=model_config.get('freeze_backbone', False),
-      predictor_hidden_dims=tuple(predictor_hidden_dims))
+      predictor_hidden_dims=tuple(predictor_hidden_dims),
+      num_cluster_heads=model_config.get('num_cluster_heads', 1))

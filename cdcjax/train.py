@@ -46,6 +46,9 @@ class TrainState:
   opt_state: Any
   # The momentum (EMA) copy of params for loss.contrast='moco_v3', else None.
   ema_params: Any = None
+  # With model.num_cluster_heads > 1: each head's loss, exponentially
+  # averaged over steps; the lowest one's head predicts. Else None.
+  head_losses: Any = None
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -68,7 +71,19 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
                     opt_state=optimizer.init(params),
                     ema_params=(jax.tree.map(jnp.copy, params)
                                 if methods.uses_momentum_heads(config)
-                                else None))
+                                else None),
+                    head_losses=(jnp.zeros((config.model.num_cluster_heads,))
+                                 if config.model.num_cluster_heads > 1
+                                 else None))
+
+
+# Decay of the per-head loss average: about the last 100 steps count.
+HEAD_LOSS_DECAY = 0.99
+
+
+def selected_head(head_losses):
+  """Index of the cluster head that predicts: the lowest average loss."""
+  return jnp.argmin(head_losses)
 
 
 def make_train_step(model, optimizer, config, total_steps: int):
@@ -112,19 +127,31 @@ def make_train_step(model, optimizer, config, total_steps: int):
         state.params)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    head_losses = state.head_losses
+    if head_losses is not None:
+      current = terms.pop('head_losses')
+      head_losses = jnp.where(
+          state.step == 0, current,
+          HEAD_LOSS_DECAY * head_losses + (1 - HEAD_LOSS_DECAY) * current)
+      terms['selected_head'] = selected_head(head_losses).astype(jnp.float32)
     new_state = TrainState(step=state.step + 1, params=params,
                            batch_stats=batch_stats, opt_state=opt_state,
-                           ema_params=ema_params)
+                           ema_params=ema_params, head_losses=head_losses)
     return new_state, {**terms, 'grad_norm': optax.global_norm(grads)}
 
   return train_step
 
 
 def make_embed_step(model):
-  """Network outputs in inference mode (BatchNorm running statistics)."""
+  """Network outputs in inference mode (BatchNorm running statistics);
+  with several cluster heads, 'c' is the selected head's."""
   def embed_step(state: TrainState, images):
-    return model.apply({'params': state.params,
-                        'batch_stats': state.batch_stats}, images, train=False)
+    out = model.apply({'params': state.params,
+                       'batch_stats': state.batch_stats}, images, train=False)
+    if state.head_losses is not None:
+      out['c'] = jnp.take(out['c_heads'], selected_head(state.head_losses),
+                          axis=1)
+    return out
   return embed_step
 
 

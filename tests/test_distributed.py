@@ -16,12 +16,15 @@ pytestmark = pytest.mark.skipif(
 
 
 def _config(method):
-  contrast = 'in_batch'
+  contrast, cluster_heads = 'in_batch', 1
   if method == 'cdc_moco_v3':
     method, contrast = 'cdc', 'moco_v3'
+  if method == 'cdc_3_heads':
+    method, cluster_heads = 'cdc', 3
   config = config_common.set_method(config_common.digits('tiny'), method,
                                     'tiny')
   config.loss.contrast = contrast
+  config.model.num_cluster_heads = cluster_heads
   if contrast == 'moco_v3':
     # The predictor's input BatchNorm cancels the heads' output biases, so
     # their true gradient is 0 and Adam's first step (about lr * sign(g))
@@ -57,7 +60,7 @@ def _assert_same_state(a, b):
 @pytest.mark.parametrize('method', [
     pytest.param(m, marks=() if m in ('cdc', 'selflabel') else pytest.mark.slow)
     for m in methods.METHODS] + [
-        pytest.param('cdc_moco_v3', marks=pytest.mark.slow)])
+        pytest.param('cdc_moco_v3', marks=pytest.mark.slow), 'cdc_3_heads'])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)
@@ -72,6 +75,10 @@ def test_one_step_same_on_1_and_8_devices(method):
     np.testing.assert_allclose(metrics_1[key], metrics_8[key], rtol=1e-5,
                                atol=1e-6, err_msg=key)
   _assert_same_state(state_1, state_8)
+  if method == 'cdc_3_heads':  # The per-head loss averages agree too.
+    np.testing.assert_allclose(state_1.head_losses, state_8.head_losses,
+                               rtol=1e-5)
+    assert state_1.head_losses.shape == (3,)
   if method == 'cdc_moco_v3':  # The momentum copies agree too.
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4,
                                                           atol=1e-6),

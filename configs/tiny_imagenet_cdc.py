@@ -8,7 +8,7 @@ subfolders (one per WordNet id, images under images/) give the labels:
       --config.data.path=/data/tiny-imagenet-200/train
 
 Recipe: CC's (ResNet-34, ImageNet stem, crops resized to 224, aug.recipe
-'cc', Adam 3e-4, batch 256, 1000 epochs; cdcjax.config_common.cc_recipe)
+'cc', Adam 3e-4, batch 256, 1000 epochs; cdcjax.config_large.cc_recipe)
 with the CDC loss, K = 200. The CDC paper has no Tiny-ImageNet number; CC
 reports ACC 0.140 / NMI 0.340 / ARI 0.071. Not measured by cdcjax yet: no
 result is claimed. Tiny variant (tests/test_folders.py runs it on a small
@@ -16,8 +16,9 @@ generated folder): configs/tiny_imagenet_cdc.py:tiny.
 """
 
 from cdcjax import config_common
+from cdcjax import config_large
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.tiny_imagenet(arg), 'cdc',
+  return config_common.set_method(config_large.tiny_imagenet(arg), 'cdc',
                                   arg)

@@ -10,6 +10,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from cdcjax import config_common
+from cdcjax import config_large
 from cdcjax import convert
 from cdcjax import data
 from cdcjax import torch_checkpoint
@@ -64,7 +65,7 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   full = module.get_config()
-  recipe = config_common.IMAGENET[name]
+  recipe = config_large.IMAGENET[name]
   assert full.model.freeze_backbone
   assert full.optimizer.name == recipe['optimizer']
   assert full.num_clusters == recipe['num_clusters']

@@ -6,6 +6,7 @@ standard format) and `data` (grain's iterator state, one JSON file per
 process), so a resumed run reads exactly the batches it would have read.
 """
 
+import dataclasses
 import os
 
 from absl import logging
@@ -44,9 +45,11 @@ def restore_latest(manager: ocp.CheckpointManager, state,
   if latest is None:
     return state, 0
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  step_dir = os.path.join(str(manager.directory), str(latest))
+  if dataclasses.is_dataclass(state):
+    abstract = _saved_fields(abstract, os.path.join(step_dir, 'state'))
   items = {'state': ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
-    step_dir = os.path.join(str(manager.directory), str(latest))
     if not os.path.isdir(os.path.join(step_dir, 'data')):
       raise TrainingFailure(
           f'checkpoint {step_dir} has no saved input-iterator state (written '
@@ -64,7 +67,25 @@ def restore_latest(manager: ocp.CheckpointManager, state,
   restored = manager.restore(latest, args=ocp.args.Composite(**items))
   logging.info('Resumed from checkpoint at step %d in %s', latest,
                manager.directory)
+  if dataclasses.is_dataclass(state):
+    return state.replace(**restored['state']), latest
   return restored['state'], latest
+
+
+def _saved_fields(abstract_state, state_dir: str) -> dict:
+  """The restore target for a train state: its fields that the checkpoint
+  holds. A field added to the state later (e.g. head_losses) is absent from
+  older checkpoints; that is fine while it is None (unused) in this run."""
+  metadata = ocp.StandardCheckpointer().metadata(state_dir).item_metadata
+  saved = set(metadata.tree)
+  fields = {f.name: getattr(abstract_state, f.name)
+            for f in dataclasses.fields(abstract_state)}
+  missing = [k for k, v in fields.items() if k not in saved and v is not None]
+  if missing:
+    raise TrainingFailure(
+        f'checkpoint {state_dir} has no {missing} (written by an older cdcjax '
+        'or another config); start a new --workdir, or use --config.init_from')
+  return {k: v for k, v in fields.items() if k in saved}
 
 
 def load_converted_backbone(init_from: str, state):

@@ -102,3 +102,25 @@ def test_other_process_count_is_refused_but_state_alone_restores(source,
   state, step = checkpoints.restore_latest(manager, {'w': np.zeros(2)}, None)
   assert step == 3
   np.testing.assert_array_equal(state['w'], np.ones(2))
+
+
+def test_checkpoint_from_before_a_new_state_field_still_restores(source,
+                                                                 tmp_path):
+  # A train state saved before head_losses existed (the field is absent).
+  old = {'step': np.array(5, np.int32), 'params': {'w': np.ones(2)},
+         'batch_stats': {}, 'opt_state': {'m': np.full(2, 3.0)},
+         'ema_params': None}
+  manager = checkpoints.open_manager(str(tmp_path), max_to_keep=2)
+  checkpoints.save(manager, 5, old, data.train_iterator(_dataset(source)))
+  manager.wait_until_finished()
+  fresh = train.TrainState(step=np.array(0, np.int32), params={'w': np.zeros(2)},
+                           batch_stats={}, opt_state={'m': np.zeros(2)})
+  state, step = checkpoints.restore_latest(
+      manager, fresh, data.train_iterator(_dataset(source)))
+  assert step == 5 and state.head_losses is None
+  np.testing.assert_array_equal(state.params['w'], np.ones(2))
+  np.testing.assert_array_equal(state.opt_state['m'], np.full(2, 3.0))
+  # A run that needs the missing field is refused with its name.
+  with pytest.raises(checkpoints.TrainingFailure, match='head_losses'):
+    checkpoints.restore_latest(manager, fresh.replace(head_losses=np.zeros(3)),
+                               None)

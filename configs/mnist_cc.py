@@ -5,8 +5,10 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/mnist_cc.py --workdir=/tmp/mnist_cc
 
 Tiny variant: configs/mnist_cc.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
-Not yet measured: no result is claimed for this config.
+batch 256, Adam 1e-3, 2,000 steps (cdcjax.config_common.handwritten).
+Measured (README, commit 487ed10, seed 0, 2-core CPU, beside other jobs):
+test ACC 0.9624, NMI 0.9159, ARI 0.9189 (cluster head); k-means on backbone
+features 0.9655; linear probe 0.9880. The best method on MNIST at this budget.
 """
 
 from cdcjax import config_common

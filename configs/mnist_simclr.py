@@ -5,8 +5,10 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/mnist_simclr.py --workdir=/tmp/mnist_simclr
 
 Tiny variant: configs/mnist_simclr.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
-Not yet measured: no result is claimed for this config.
+batch 256, Adam 1e-3, 2,000 steps (cdcjax.config_common.handwritten).
+Measured (README, commit 487ed10, seed 0, 2-core CPU, beside other jobs):
+test ACC 0.9416, NMI 0.8831, ARI 0.8774 (k-means on backbone features);
+k-means on the normalised head output 0.9512; linear probe 0.9871.
 """
 
 from cdcjax import config_common

@@ -366,6 +366,9 @@ def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = {'mnist': 17, 'usps': 100}[name]
   if name == 'mnist' and arg != 'tiny':
     c.total_steps = 2000
+    # tau = 0.5 (CC's instance temperature) gave ACC 0.9505 against 0.9205
+    # for 0.2 at 2,000 steps (README, one seed each; digits preferred 0.2).
+    c.loss.temperature = 0.5
   c.log_every_steps = 100 if arg != 'tiny' else 4
   c.checkpoint_every_steps = 500 if arg != 'tiny' else 4
   return c

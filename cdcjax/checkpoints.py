@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from cdcjax import methods
 from cdcjax import models
 from cdcjax.errors import TrainingFailure
 
@@ -146,7 +147,7 @@ def _keep_selected_head(variables: dict, head_losses, source: str) -> dict:
   """A multi-head run's variables with its selected cluster head (lowest
   average loss) as the single 'cluster_head' (e.g. for self-labeling)."""
   head_losses = np.asarray(head_losses)
-  best = int(np.argmin(head_losses))
+  best = int(methods.selected_head(head_losses))
   logging.info('%s has %d cluster heads; keeping head %d (lowest average '
                'loss %.4f)', source, len(head_losses), best, head_losses[best])
   names = {models.cluster_head_name(h) for h in range(len(head_losses))}

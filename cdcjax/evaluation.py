@@ -14,6 +14,7 @@ import numpy as np
 from cdcjax import augment
 from cdcjax import data as data_lib
 from cdcjax import evaluators
+from cdcjax import methods
 from cdcjax import metrics as metrics_lib
 from cdcjax.errors import TrainingFailure
 
@@ -51,7 +52,7 @@ def _cluster_heads(trainer, embeddings, labels) -> dict:
   """Every cluster head's ACC beside its average loss: shows whether the
   lowest-loss head (the one that predicts) is the best one."""
   head_losses = np.asarray(jax.device_get(trainer.state.head_losses))
-  out = {'selected': int(np.argmin(head_losses)),
+  out = {'selected': int(methods.selected_head(head_losses)),
          'average_loss': [round(float(v), 4) for v in head_losses]}
   scores = [metrics_lib.clustering_metrics(np.argmax(c, axis=1), labels,
                                           trainer.config.num_clusters)

@@ -74,6 +74,13 @@ def cluster_logits(config, outputs: dict) -> jax.Array:
   raise ValueError(f'method {config.method!r} has no cluster head')
 
 
+def selected_head(head_losses):
+  """Index of the cluster head that predicts (model.num_cluster_heads > 1):
+  the one with the lowest average loss. The trainer, the evaluation record
+  and the hand-over to self-labeling all use this rule."""
+  return jnp.argmin(jnp.asarray(head_losses))
+
+
 def equipartition_weight(config, progress=None):
   """lambda, ramped linearly from 0 over the first
   `loss.equipartition_warmup_fraction` of training (progress in [0, 1])."""

@@ -81,11 +81,6 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
 HEAD_LOSS_DECAY = 0.99
 
 
-def selected_head(head_losses):
-  """Index of the cluster head that predicts: the lowest average loss."""
-  return jnp.argmin(head_losses)
-
-
 def make_train_step(model, optimizer, config, total_steps: int):
   """Returns train_step(state, batch) -> (state, metrics), not yet jitted."""
 
@@ -133,7 +128,8 @@ def make_train_step(model, optimizer, config, total_steps: int):
       head_losses = jnp.where(
           state.step == 0, current,
           HEAD_LOSS_DECAY * head_losses + (1 - HEAD_LOSS_DECAY) * current)
-      terms['selected_head'] = selected_head(head_losses).astype(jnp.float32)
+      terms['selected_head'] = methods.selected_head(head_losses).astype(
+          jnp.float32)
     new_state = TrainState(step=state.step + 1, params=params,
                            batch_stats=batch_stats, opt_state=opt_state,
                            ema_params=ema_params, head_losses=head_losses)
@@ -149,8 +145,8 @@ def make_embed_step(model):
     out = model.apply({'params': state.params,
                        'batch_stats': state.batch_stats}, images, train=False)
     if state.head_losses is not None:
-      out['c'] = jnp.take(out['c_heads'], selected_head(state.head_losses),
-                          axis=1)
+      out['c'] = jnp.take(out['c_heads'],
+                          methods.selected_head(state.head_losses), axis=1)
     return out
   return embed_step
 

@@ -24,6 +24,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from cdcjax import augment
 from cdcjax import augment_jax
 from cdcjax import checkpoints
+from cdcjax import config_common
 from cdcjax import data as data_lib
 from cdcjax import evaluation
 from cdcjax import folders
@@ -232,8 +233,14 @@ def check_workdir_config(config, workdir: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
+    # A field added to cdcjax after the run started is absent from the stored
+    # config; new fields default to the old behaviour, so one still at its
+    # default is no change.
+    defaults = json.loads(config_common.base_config().to_json())
     differing = [k for k in _flat_diff(stored, current)
-                 if k not in RESUMABLE_CHANGES]
+                 if k not in RESUMABLE_CHANGES and not (
+                     _lookup(stored, k) is _MISSING and
+                     _lookup(current, k) == _lookup(defaults, k))]
     if differing:
       raise TrainingFailure(
           f'{workdir} holds a run with a different config (fields: '
@@ -241,6 +248,17 @@ def check_workdir_config(config, workdir: str) -> None:
   elif jax.process_index() == 0:
     with open(path, 'w') as f:
       f.write(config.to_json(indent=2))
+
+
+_MISSING = object()
+
+
+def _lookup(tree, dotted_key):
+  for part in dotted_key.split('.'):
+    if not isinstance(tree, dict) or part not in tree:
+      return _MISSING
+    tree = tree[part]
+  return tree
 
 
 def _flat_diff(a, b, prefix=''):

@@ -133,6 +133,28 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert 'confident_fraction' in result.stderr
 
 
+def test_workdir_from_before_a_new_config_field_resumes(tmp_path):
+  """A run started before a field existed stored no value for it: at its
+  default (the old behaviour) that is no change; at another value it is."""
+  from cdcjax import train  # pylint: disable=g-import-not-at-top
+  config = digits_cdc.get_config('tiny')
+  stored = json.loads(config.to_json())
+  del stored['model']['num_cluster_heads']
+  del stored['cc']  # A whole new group of fields.
+  (tmp_path / 'config.json').write_text(json.dumps(stored))
+  train.check_workdir_config(config, str(tmp_path))  # No error.
+
+  config.model.num_cluster_heads = 3
+  with pytest.raises(train.TrainingFailure,
+                     match=r'fields: model\.num_cluster_heads\)'):
+    train.check_workdir_config(config, str(tmp_path))
+  config.model.num_cluster_heads = 1
+  config.loss.temperature = 0.7  # Present in both, changed: refused.
+  with pytest.raises(train.TrainingFailure, match='loss.temperature'):
+    train.check_workdir_config(config, str(tmp_path))
+  assert json.loads((tmp_path / 'config.json').read_text()) == stored
+
+
 @pytest.mark.slow
 def test_changed_config_is_refused_in_existing_workdir(tmp_path):
   workdir = str(tmp_path / 'run')

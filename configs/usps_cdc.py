@@ -5,8 +5,13 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/usps_cdc.py --workdir=/tmp/usps_cdc
 
 Tiny variant: configs/usps_cdc.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
-Not yet measured: no result is claimed for this config.
+batch 256, Adam 1e-3, 2,000 steps, lambda ramped over the first 70 %,
+InfoNCE temperature tau = 0.2 (cdcjax.config_common.handwritten).
+Measured (README, commit 29438e5 with --config.total_steps=2000, seed 0,
+2-core CPU, alone, 21.3 min): test ACC 0.8426, NMI 0.7753, ARI 0.7077
+(k-means on backbone features 0.7170). Below the 0.93 target: the zeros
+split over two clusters and the fives have no cluster of their own. tau = 0.5
+(MNIST's) gave 0.6801.
 """
 
 from cdcjax import config_common

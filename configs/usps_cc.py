@@ -6,7 +6,10 @@ split, evaluate on the test split.
 
 Tiny variant: configs/usps_cc.py:tiny. ResNet-10 width 0.25, small stem,
 batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
-Not yet measured: no result is claimed for this config.
+Measured (README, commit b1455f1, seed 0, 2-core CPU, alone, 16.1 min for the
+2,000 steps): test ACC 0.8430, NMI 0.8221, ARI 0.7454 (k-means on backbone
+features 0.8032); CDC 0.8426 on the same budget. Zeros split, fives without
+a cluster, as for CDC.
 """
 
 from cdcjax import config_common

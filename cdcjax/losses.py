@@ -57,32 +57,46 @@ def moco_v3_contrast(q_a: jax.Array, q_b: jax.Array, k_a: jax.Array,
   return ctr(q_a, k_b) + ctr(q_b, k_a)
 
 
-def sinkhorn(scores: jax.Array, epsilon: float = 0.05,
-             num_iters: int = 3) -> jax.Array:
+def sinkhorn(scores: jax.Array, epsilon: float = 0.05, num_iters: int = 3,
+             balance: float = 1.0) -> jax.Array:
   """Equipartition soft codes from a (B, K) score matrix, as SwAV computes them.
 
   Solves max_Q Tr(Q^T S) + eps H(Q) over the transport polytope whose rows
   (samples) sum to 1/B and columns (clusters) to 1/K, by `num_iters` rounds of
   Sinkhorn-Knopp, and returns Q scaled so each sample's code sums to 1.
-  The same updates as SwAV's, carried out on log Q in float32 under
-  stop-gradient: exp(S / eps) would underflow whole clusters to zero (and give
-  NaN) once the score range exceeds about 87 * eps.
+  The same updates as SwAV's, carried out on the log scalings u, v of the
+  kernel exp(S / eps) in float32 under stop-gradient: exp(S / eps) itself
+  would underflow whole clusters to zero (and give NaN) once the score range
+  exceeds about 87 * eps.
+
+  `balance` < 1 relaxes the cluster marginal (unbalanced entropic OT with a
+  KL penalty rho on the column sums, balance = rho / (rho + eps); Chizat et
+  al., 2018): the cluster scaling becomes (1/K / column mass) ** balance, so
+  clusters may keep unequal sizes, as classes of imbalanced data (USPS) do.
+  1 is the paper's exact equipartition; 0 leaves only the sample constraint,
+  i.e. softmax(S / eps).
   """
   scores = jax.lax.stop_gradient(scores).astype(jnp.float32)
   batch, num_clusters = scores.shape
-  log_q = scores.T / epsilon  # (K, B)
+  log_q = scores / epsilon  # (B, K) = log of u_i exp(S_ij / eps) v_j.
   log_q = log_q - jax.nn.logsumexp(log_q)
+  log_v = jnp.zeros((num_clusters,), jnp.float32)
 
-  def one_round(log_q, _):
-    # Each cluster gets mass 1/K, then each sample mass 1/B.
+  def one_round(carry, _):
+    log_q, log_v = carry
+    # Each cluster gets mass 1/K (relaxed by `balance`), then each sample 1/B.
+    # Updating log Q in place, not u and v, keeps float32 precise when the
+    # scores are large.
+    kernel_column_mass = jax.nn.logsumexp(log_q, axis=0) - log_v
+    new_log_v = balance * (-jnp.log(num_clusters) - kernel_column_mass)
+    log_q = log_q + (new_log_v - log_v)[None, :]
     log_q = log_q - jax.nn.logsumexp(log_q, axis=1, keepdims=True)
-    log_q = log_q - jnp.log(num_clusters)
-    log_q = log_q - jax.nn.logsumexp(log_q, axis=0, keepdims=True)
     log_q = log_q - jnp.log(batch)
-    return log_q, None
+    return (log_q, new_log_v), None
 
-  log_q, _ = jax.lax.scan(one_round, log_q, None, length=num_iters)
-  return jax.lax.stop_gradient(jnp.exp(log_q + jnp.log(batch)).T)
+  (log_q, _), _ = jax.lax.scan(one_round, (log_q, log_v), None,
+                               length=num_iters)
+  return jax.lax.stop_gradient(jnp.exp(log_q + jnp.log(batch)))
 
 
 class CDCLoss(NamedTuple):
@@ -96,6 +110,7 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
              equipartition_weight: float = 1.0,
              sinkhorn_epsilon: float = 0.05, sinkhorn_iters: int = 3,
              sinkhorn_target: str = 'swapped', normalize_c: bool = True,
+             sinkhorn_balance: float = 1.0,
              use_infonce: bool = True,
              use_equipartition: bool = True,
              predictions=None, momentum_keys=None) -> CDCLoss:
@@ -110,6 +125,8 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
     sinkhorn_epsilon, sinkhorn_iters: entropic regularisation and rounds.
     sinkhorn_target: 'same' (codes of view a supervise p of view a) or
       'swapped' (codes of view a supervise p of view b, as SwAV).
+    sinkhorn_balance: 1 is the paper's exact equipartition; < 1 lets the
+      targets' cluster sizes follow the data (see `sinkhorn`).
     normalize_c: L2-normalise c (the paper's choice; False is the "without
       norm" ablation, which diverges).
     use_infonce, use_equipartition: ablation switches.
@@ -142,8 +159,8 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
 
   equipartition = zero
   if use_equipartition:
-    q_a = sinkhorn(c_a, sinkhorn_epsilon, sinkhorn_iters)
-    q_b = sinkhorn(c_b, sinkhorn_epsilon, sinkhorn_iters)
+    q_a = sinkhorn(c_a, sinkhorn_epsilon, sinkhorn_iters, sinkhorn_balance)
+    q_b = sinkhorn(c_b, sinkhorn_epsilon, sinkhorn_iters, sinkhorn_balance)
     if sinkhorn_target == 'swapped':
       q_a, q_b = q_b, q_a
     log_p_a = jax.nn.log_softmax(c_a / cluster_temperature, axis=1)

@@ -111,7 +111,8 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         temperature=lc.temperature, cluster_temperature=lc.cluster_temperature,
         equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
-        sinkhorn_target=lc.sinkhorn_target, normalize_c=lc.normalize_c,
+        sinkhorn_target=lc.sinkhorn_target,
+        sinkhorn_balance=lc.sinkhorn_balance, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
         **moco)
     if 'c_heads' in out_a:

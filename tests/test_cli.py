@@ -88,6 +88,12 @@ def test_validate_names_fields():
   config.model.backbone = 'resnet19'
   with pytest.raises(config_common.ConfigError, match='model.backbone'):
     config_common.validate(config, 1)
+  for balance in (0.0, 1.5):
+    config = digits_cdc.get_config()
+    config.loss.sinkhorn_balance = balance
+    with pytest.raises(config_common.ConfigError,
+                       match=r'loss.sinkhorn_balance.*\(0, 1\]'):
+      config_common.validate(config, 1)
 
 
 def _records(workdir):

@@ -216,6 +216,63 @@ def test_sinkhorn_is_stable_and_shift_invariant():
                              rtol=1e-3, atol=1e-5)
 
 
+def np_unbalanced_sinkhorn(scores, eps, iters, balance):
+  """Unbalanced entropic OT (Chizat et al., 2018) in its scaling form:
+  Q = diag(u) K diag(v), K = exp(S / eps); rows exactly 1/B, columns pulled
+  to 1/K by a KL penalty rho: v = (1/K / K^T u) ** (rho / (rho + eps)),
+  u = (1/B) / (K v). Returns B * Q."""
+  scores = scores.astype(np.float64)
+  b, k = scores.shape
+  kernel = np.exp(scores / eps)
+  u = np.ones(b)
+  for _ in range(iters):
+    v = ((1.0 / k) / (kernel.T @ u)) ** balance
+    u = (1.0 / b) / (kernel @ v)
+  return u[:, None] * kernel * v[None, :] * b
+
+
+@pytest.mark.parametrize('balance,iters', [(1.0, 3), (0.5, 3), (0.2, 10),
+                                           (0.7, 1)])
+def test_unbalanced_sinkhorn_matches_numpy(balance, iters):
+  scores = _normalize(np.random.default_rng(4).normal(size=(24, 7)))
+  np.testing.assert_allclose(
+      losses.sinkhorn(scores.astype(np.float32), 0.1, iters, balance),
+      np_unbalanced_sinkhorn(scores, 0.1, iters, balance), rtol=2e-4,
+      atol=1e-6)
+
+
+def test_sinkhorn_balance_interpolates_between_softmax_and_equal_sizes():
+  rng = np.random.default_rng(5)
+  b, k = 128, 6
+  # Imbalanced data: half of the samples prefer cluster 0.
+  labels = np.where(rng.random(b) < 0.5, 0, rng.integers(1, k, b))
+  scores = _normalize(np.eye(k)[labels] + 0.5 * rng.normal(size=(b, k)))
+  scores = scores.astype(np.float32)
+  sizes = {balance: np.asarray(losses.sinkhorn(scores, 0.1, 200, balance)).sum(0)
+           for balance in (1e-6, 0.3, 0.7, 1.0)}
+  # balance -> 0: only the sample constraint, i.e. softmax(S / eps).
+  softmax = np.exp(scores / 0.1) / np.exp(scores / 0.1).sum(1, keepdims=True)
+  np.testing.assert_allclose(sizes[1e-6], softmax.sum(0), rtol=1e-3)
+  # balance = 1: equal sizes B / K.
+  np.testing.assert_allclose(sizes[1.0], np.full(k, b / k), rtol=1e-3)
+  # In between, the big cluster shrinks monotonically towards B / K.
+  biggest = [sizes[x][0] for x in (1e-6, 0.3, 0.7, 1.0)]
+  assert all(x > y for x, y in zip(biggest, biggest[1:])), biggest
+  assert biggest[0] > 1.3 * b / k
+  for q_sizes in sizes.values():  # Each code still sums to 1.
+    np.testing.assert_allclose(q_sizes.sum(), b, rtol=1e-5)
+
+
+def test_cdc_loss_passes_sinkhorn_balance(views):
+  kwargs = dict(temperature=0.2, cluster_temperature=0.1)
+  exact = losses.cdc_loss(*views, **kwargs).equipartition
+  same = losses.cdc_loss(*views, sinkhorn_balance=1.0, **kwargs).equipartition
+  relaxed = losses.cdc_loss(*views, sinkhorn_balance=0.3,
+                            **kwargs).equipartition
+  np.testing.assert_allclose(exact, same, rtol=1e-6)
+  assert abs(float(relaxed) - float(exact)) > 1e-4
+
+
 def test_bad_sinkhorn_target_is_rejected(views):
   with pytest.raises(ValueError, match='sinkhorn_target'):
     losses.cdc_loss(*views, temperature=0.2, cluster_temperature=0.1,

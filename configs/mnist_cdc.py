@@ -12,9 +12,8 @@ seeds 1 and 2 with --config.seed=S at e770b33 / 687dab1; 2-core CPU, beside
 other jobs): test ACC 0.9505 / 0.9501 / 0.9481, mean 0.9496 +- 0.0010, NMI
 0.8952 +- 0.0048, ARI 0.8925 +- 0.0025 (k-means on backbone features 0.9404
 +- 0.0068); with tau = 0.2 (commit 1ba554c, seed 0) ACC 0.9205. Below the 0.97
-target; ahead of CD (0.9426) and the SimCLR baseline (0.9416), behind CC
-(0.9624) on the same budget, one seed each for the peers (README, "Methods
-on MNIST"). CPU runs are not bit-reproducible, so expect run-to-run spread.
+target; behind CC (0.9636 +- 0.0020 over 3 seeds) on the same budget
+(README, "Methods on MNIST", with CD and the SimCLR baseline). CPU runs are not bit-reproducible, so expect run-to-run spread.
 """
 
 from cdcjax import config_common

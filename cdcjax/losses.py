@@ -64,15 +64,16 @@ def sinkhorn(scores: jax.Array, epsilon: float = 0.05, num_iters: int = 3,
   Solves max_Q Tr(Q^T S) + eps H(Q) over the transport polytope whose rows
   (samples) sum to 1/B and columns (clusters) to 1/K, by `num_iters` rounds of
   Sinkhorn-Knopp, and returns Q scaled so each sample's code sums to 1.
-  The same updates as SwAV's, carried out on the log scalings u, v of the
-  kernel exp(S / eps) in float32 under stop-gradient: exp(S / eps) itself
-  would underflow whole clusters to zero (and give NaN) once the score range
-  exceeds about 87 * eps.
+  The same updates as SwAV's, carried out on log Q = log u_i + S_ij / eps +
+  log v_j in float32 under stop-gradient: exp(S / eps) itself would underflow
+  whole clusters to zero (and give NaN) once the score range exceeds about
+  87 * eps.
 
   `balance` < 1 relaxes the cluster marginal (unbalanced entropic OT with a
   KL penalty rho on the column sums, balance = rho / (rho + eps); Chizat et
-  al., 2018): the cluster scaling becomes (1/K / column mass) ** balance, so
-  clusters may keep unequal sizes, as classes of imbalanced data (USPS) do.
+  al., 2018): the cluster scaling becomes v = (1/K / (K^T u)) ** balance,
+  K = exp(S / eps), so clusters may keep unequal sizes, as classes of
+  imbalanced data (USPS) do.
   1 is the paper's exact equipartition; 0 leaves only the sample constraint,
   i.e. softmax(S / eps).
   """

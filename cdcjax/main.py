@@ -59,6 +59,9 @@ def main(argv):
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value,
                                process_id=_PROCESS_ID.value)
+    # Orbax's barriers through the coordination service (5-minute timeout)
+    # rather than collectives (gloo waits 30 s for a slower process).
+    flags.FLAGS.experimental_orbax_use_distributed_barrier = True
   config = _CONFIG.value
   try:
     config_common.validate(config, jax.device_count())

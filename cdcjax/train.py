@@ -6,6 +6,7 @@ the global batch (XLA inserts the collectives), so results do not depend on the
 device count. This is the modern form of `pmap` with synchronised BatchNorm.
 """
 
+import itertools
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from cdcjax import augment
@@ -152,6 +154,21 @@ def make_embed_step(model):
   return embed_step
 
 
+_barrier_ids = itertools.count()
+
+
+def sync_processes(name: str, timeout_s: int = 1800) -> None:
+  """Waits until every process reaches this point (no-op with one process).
+
+  A barrier of the coordination service, not a collective: a collective's
+  first use on CPU (gloo) gives up after 30 s, too little when one process
+  compiles for longer than another on a loaded machine.
+  """
+  if jax.process_count() > 1:  # Every process makes the same calls in order.
+    ocp.multihost.get_barrier_sync_fn()(
+        key=f'cdcjax_{name}_{next(_barrier_ids)}', timeout_ms=timeout_s * 1000)
+
+
 class Trainer:
   """Holds the compiled steps and shardings for one config and mesh."""
 
@@ -161,6 +178,7 @@ class Trainer:
     self.mesh = mesh
     self.total_steps = num_train_steps(config, num_examples)
     self.last_predictions = None  # Of the latest evaluate().
+    self._executables = {}
     if bn_groups is None:  # Per-device statistics: one group per device.
       bn_groups = mesh.size if config.model.batch_norm == 'per_device' else 1
     self.model = methods.make_model(config, bn_groups)
@@ -180,6 +198,17 @@ class Trainer:
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=self.replicated)
 
+  def _compiled(self, name: str, jitted, *args):
+    """`jitted` compiled ahead of time for the shapes of `args`; processes
+    wait for each other after compiling, so none starts the step's
+    collectives while another is still compiling."""
+    key = (name,) + tuple(
+        (x.shape, x.dtype) for x in jax.tree.leaves(args[1:]))
+    if key not in self._executables:
+      self._executables[key] = jitted.lower(*args).compile()
+      sync_processes(f'compiled_{name}')
+    return self._executables[key]
+
   def to_global(self, local_batch: dict) -> dict:
     """Global arrays sharded over `data` from this process's rows."""
     return jax.tree.map(
@@ -189,7 +218,9 @@ class Trainer:
   def step(self, host_batch: dict) -> dict:
     batch = self.to_global({'view_a': host_batch['view_a'],
                             'view_b': host_batch['view_b']})
-    self.state, metrics = self.train_step(self.state, batch)
+    train_step = self._compiled('train_step', self.train_step, self.state,
+                                batch)
+    self.state, metrics = train_step(self.state, batch)
     return metrics
 
   def embed(self, source: data_lib.ArraySource) -> dict:
@@ -203,7 +234,9 @@ class Trainer:
       if self.config.aug.output_size:  # The evaluation transform: resize.
         images = augment.resize(images, self.config.aug.output_size)
       images = self.to_global({'image': images})['image']
-      out = jax.device_get(self.embed_step(self.state, images))
+      embed_step = self._compiled('embed_step', self.embed_step, self.state,
+                                  images)
+      out = jax.device_get(embed_step(self.state, images))
       parts.append({k: np.asarray(v)[batch['mask']] for k, v in out.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -392,8 +425,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write({'step': step, 'split': 'eval', **result})
       evaluation.log_eval(step, result)
       if eval_source.paths is not None and jax.process_index() == 0:
-        evaluation.write_clusters(os.path.join(workdir, 'clusters.csv'), eval_source,
-                       trainer.last_predictions)
+        evaluation.write_clusters(os.path.join(workdir, 'clusters.csv'),
+                                  eval_source, trainer.last_predictions)
   manager.wait_until_finished()
   manager.close()
   logging.info('Finished %d steps in %s.', total_steps - start_step,

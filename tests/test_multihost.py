@@ -1,6 +1,8 @@
 """Two processes on this machine over loopback (jax.distributed on CPU, gloo):
 they train together, each reading its shard, and their evaluation equals the
-single-process evaluation of the same checkpoint."""
+single-process evaluation of the same checkpoint. The second process starts
+late and compiles late (by more than the 30 s gloo waits for a peer), as a
+process on a loaded host does."""
 
 import json
 import os
@@ -22,8 +24,28 @@ def _env(devices):
               JAX_PLATFORMS='cpu')
 
 
-def _main(workdir, *extra):
-  return [sys.executable, '-m', 'cdcjax.main',
+# The command line's main, with a process that reaches the checkpoint
+# manager's first barrier 35 s late and compiles the train step 35 s late.
+_LATE_PROCESS = """
+import sys, time
+from cdcjax import main, train
+init, step = train.Trainer.__init__, train.Trainer.step
+def late_init(self, *args, **kwargs):
+  time.sleep(35)
+  init(self, *args, **kwargs)
+def late_first_step(self, batch):
+  if not hasattr(self, 'late'):
+    self.late = True
+    time.sleep(35)
+  return step(self, batch)
+train.Trainer.__init__, train.Trainer.step = late_init, late_first_step
+main.run()
+"""
+
+
+def _main(workdir, *extra, late=False):
+  start = ['-c', _LATE_PROCESS] if late else ['-m', 'cdcjax.main']
+  return [sys.executable, *start,
           '--config=configs/digits_cdc.py:tiny', f'--workdir={workdir}',
           '--config.evaluators=("cluster_head","kmeans_features")', *extra]
 
@@ -38,7 +60,7 @@ def test_two_processes_train_and_evaluate_like_one(tmp_path):
   port = _free_port()
   procs = [subprocess.Popen(
       _main(workdir, '--multihost', f'--coordinator_address=127.0.0.1:{port}',
-            '--num_processes=2', f'--process_id={i}'),
+            '--num_processes=2', f'--process_id={i}', late=i == 1),
       cwd=REPO_ROOT, env=_env(2), stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True) for i in range(2)]
   outputs = [p.communicate(timeout=600)[0] for p in procs]

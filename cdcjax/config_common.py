@@ -54,6 +54,10 @@ def base_config() -> ml_collections.ConfigDict:
   # .npz file (default $CDCJAX_DATA_DIR/<name>.npz), or the image
   # directory of data.name='folder'.
   c.data.path = ''
+  # Black pixels added on each side of every image before resizing to
+  # image_size (digits, USPS, npz sources): frames digits that touch the
+  # image border, as MNIST's are (data.pad_border).
+  c.data.pad = 0
   # tensorflow-datasets (data.name='tfds'): dataset, label feature, data
   # directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets) and an optional
   # class-list file (ImageNet subsets).
@@ -216,6 +220,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            'must be >= 0 (0: only at the end)')
   _require(c.keep_checkpoints >= 1, 'keep_checkpoints', c.keep_checkpoints,
            'must be >= 1')
+  _require(c.data.pad >= 0, 'data.pad', c.data.pad, 'must be >= 0')
+  _require(c.data.pad == 0 or c.data.name in ('digits', *data.NPZ_DATASETS,
+                                               'npz'),
+           'data.pad', c.data.pad, 'padding is applied to digits and .npz '
+           f'sources only (data.name={c.data.name!r}); use 0')
   _require(c.data.image_size >= 4, 'data.image_size', c.data.image_size,
            'must be >= 4')
   for field in ('train_split', 'eval_split'):

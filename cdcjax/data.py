@@ -68,11 +68,27 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
                                  clamp=True)
 
 
-def load_digits(image_size: int = 8) -> ArraySource:
-  """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes)."""
+def pad_border(images: np.ndarray, pad: int) -> np.ndarray:
+  """Adds `pad` pixels of zeros (black) on each side of (N, H, W, C) images.
+
+  USPS and scikit-learn's digits fill their frame (the strokes touch the top
+  and bottom rows), so random shifts, scalings and rotations cut strokes off:
+  a zero whose top is cut is a U. A black border gives them MNIST's framing.
+  """
+  if pad < 0:
+    raise ValueError(f'pad={pad}; allowed: an integer >= 0')
+  if pad == 0:
+    return images
+  return np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+
+def load_digits(image_size: int = 8, pad: int = 0) -> ArraySource:
+  """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), with
+  `pad` black pixels added on each side before resizing to image_size."""
   from sklearn.datasets import load_digits as sk_load_digits  # pylint: disable=g-import-not-at-top
   digits = sk_load_digits()
   images = (digits.images / 16.0).astype(np.float32)[..., None]
+  images = pad_border(images, pad)
   images = resize_bilinear(images, image_size).astype(np.float32)
   return ArraySource(images=images, labels=digits.target.astype(np.int64),
                      num_classes=10, name='digits')
@@ -93,10 +109,11 @@ def npz_path(data_config) -> str:
 
 
 def load_npz(path: str, split: str = 'all', image_size: int | None = None,
-             name: str | None = None) -> ArraySource:
+             name: str | None = None, pad: int = 0) -> ArraySource:
   """Reads the shared .npz format: `labels`, optional `split` (0 train, 1 test)
   and `classes`, and images as uint8 `images` (N, H, W, C) or as `jpeg` bytes
-  with `offsets` (decoded to RGB)."""
+  with `offsets` (decoded to RGB). `pad` black pixels are added on each side
+  (pad_border) before resizing to image_size."""
   if split not in SPLITS:
     raise ValueError(f'split={split!r}; allowed: {SPLITS}')
   if not os.path.exists(path):
@@ -119,6 +136,7 @@ def load_npz(path: str, split: str = 'all', image_size: int | None = None,
                    else int(labels.max()) + 1)
   if images.ndim == 3:
     images = images[..., None]
+  images = pad_border(images, pad)
   if image_size and images.shape[1:3] != (image_size, image_size):
     images = np.round(255 * resize_bilinear(to_float(images), image_size))
     images = np.clip(images, 0, 255).astype(np.uint8)
@@ -141,7 +159,7 @@ def load_source(data_config, split: str = 'all'):
   if data_config.name == 'digits':
     if split != 'all':
       raise ValueError(f"digits has no {split!r} split; use 'all'")
-    return load_digits(data_config.image_size)
+    return load_digits(data_config.image_size, data_config.pad)
   if data_config.name == 'folder':
     if split != 'all':
       raise ValueError(f"an image folder has no {split!r} split; use 'all'")
@@ -158,7 +176,7 @@ def load_source(data_config, split: str = 'all'):
         class_list=data_config.class_list)
   if data_config.name in NPZ_DATASETS or data_config.name == 'npz':
     return load_npz(npz_path(data_config), split, data_config.image_size,
-                    data_config.name)
+                    data_config.name, data_config.pad)
   raise ValueError(f'data.name={data_config.name!r}; allowed: {DATASETS}')
 
 

@@ -88,6 +88,15 @@ def test_validate_names_fields():
   config.model.backbone = 'resnet19'
   with pytest.raises(config_common.ConfigError, match='model.backbone'):
     config_common.validate(config, 1)
+  config = digits_cdc.get_config()
+  config.data.pad = -2
+  with pytest.raises(config_common.ConfigError, match=r'data.pad=-2.*>= 0'):
+    config_common.validate(config, 1)
+  config.data.pad = 2
+  config_common.validate(config, 1)  # Digits can be framed.
+  config.data.name, config.data.path = 'folder', '/some/images'
+  with pytest.raises(config_common.ConfigError, match=r"data.pad=2.*'folder'"):
+    config_common.validate(config, 1)
   for balance in (0.0, 1.5):
     config = digits_cdc.get_config()
     config.loss.sinkhorn_balance = balance

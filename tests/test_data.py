@@ -23,6 +23,22 @@ def test_digits_source(source):
   assert sorted(set(source.labels.tolist())) == list(range(10))
 
 
+def test_pad_border_frames_the_images_in_black(source):
+  padded = data.pad_border(source.images[:4], 2)
+  assert padded.shape == (4, 12, 12, 1) and padded.dtype == np.float32
+  np.testing.assert_array_equal(padded[:, 2:-2, 2:-2], source.images[:4])
+  ring = padded.copy()
+  ring[:, 2:-2, 2:-2] = 0
+  assert not ring.any()
+  assert data.pad_border(source.images, 0) is source.images
+  with pytest.raises(ValueError, match='pad=-1'):
+    data.pad_border(source.images, -1)
+  # Padding happens before resizing: the digits keep their pixels, framed.
+  framed = data.load_digits(12, pad=2)
+  np.testing.assert_allclose(framed.images[:, 2:-2, 2:-2], source.images,
+                             atol=1e-6)
+
+
 def test_resize_bilinear_keeps_constant_images_and_shape():
   images = np.full((2, 8, 8, 1), 0.5, np.float32)
   out = data.resize_bilinear(images, 16)

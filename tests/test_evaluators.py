@@ -118,6 +118,14 @@ def test_npz_source_both_encodings_and_splits(tmp_path, encoding):
   assert item.dtype == np.float32 and 0 <= item.min() and item.max() <= 1
   resized = data.load_npz(path, 'all', image_size=4)
   assert resized.images.shape == (6, 4, 4, 3)
+  padded = data.load_npz(path, 'test', pad=1)
+  assert padded.images.shape == (2, 10, 10, 3)
+  np.testing.assert_array_equal(padded.images[:, 1:-1, 1:-1], test.images)
+  assert padded.images[:, 0].max() == 0 and padded.images[:, :, -1].max() == 0
+  # Pad, then resize: a 1-pixel border around 8 pixels keeps 4/5 of the side.
+  framed = data.load_npz(path, 'all', image_size=5, pad=1)
+  assert framed.images.shape == (6, 5, 5, 3)
+  assert framed.images[:, 0].max() < resized.images[:, 0].max()
 
 
 def test_npz_source_errors(tmp_path):

@@ -4,6 +4,8 @@
   python -m cdcjax.bench train --config=configs/usps_cdc.py --seeds=0
   python -m cdcjax.bench ablations --config=configs/mnist_cdc.py \
       --override=total_steps=1500
+  python -m cdcjax.bench ablations --config=configs/digits_cdc.py \
+      --seeds=0,1,2 --jobs=2
   python -m cdcjax.bench input --sizes=32,224 --workers=1,2
   python -m cdcjax.bench step --config=configs/imagenet_cdc.py:tiny
 
@@ -14,10 +16,14 @@ and final ACC / NMI / ARI with mean and standard deviation.
 
 `ablations` runs the CDC paper's Table VI variants (full model, without the
 equipartition constraint, without normalisation of c, tau_c = 1, without
-InfoNCE) with the same config, seed and budget, and prints a table with the
+InfoNCE) with the same config, seeds and budget, and prints a table with the
 clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
-linear-probe ACC. A run that stops on a non-finite loss is reported as
-diverged, with the step, from its error message.
+linear-probe ACC (mean +- std over the seeds, and each seed's ACC). A run
+that stops on a non-finite loss is reported as diverged, with the step, from
+its error message; a variant with a diverged seed gets no mean.
+`--jobs=N` runs N trainings at once (`train`, `digits`, `ablations`): small
+models leave cores idle, but wall times measured side by side are not the
+ones measured alone.
 
 `input` measures the training input pipeline against a PyTorch DataLoader
 doing the same recipe (cdcjax/bench_input.py); `step` the training step's
@@ -29,6 +35,7 @@ import os
 import platform
 import subprocess
 import sys
+import concurrent.futures
 import tempfile
 import time
 
@@ -46,6 +53,8 @@ _SIZES = flags.DEFINE_list('sizes', ['32', '224'], 'input: image sides.')
 _WORKERS = flags.DEFINE_list('workers', ['1', '2'], 'input: worker counts.')
 _BATCHES = flags.DEFINE_integer('batches', 10, 'input: timed batches of 256.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'step: timed steps.')
+_JOBS = flags.DEFINE_integer('jobs', 1, 'train/digits/ablations: trainings '
+                             'run at the same time.')
 _PEAK = flags.DEFINE_float('peak_tflops', 0.0,
                            "step: the devices' peak TFLOP/s, for the fraction.")
 
@@ -87,19 +96,38 @@ def run_once(config: str, seed, overrides, root: str, name: str) -> dict:
   return {**_final_eval(workdir), 'wall_s': wall}
 
 
-def bench_training(config: str, seeds, overrides) -> dict:
-  runs = []
+def run_many(config: str, tasks, root: str, jobs: int) -> list[dict]:
+  """run_once for each (seed, overrides, name) in `tasks`, `jobs` at a time;
+  results in the order of `tasks`."""
+  if jobs < 1:
+    raise ValueError(f'jobs={jobs}; allowed: an integer >= 1')
+  with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+    futures = {pool.submit(run_once, config, seed, overrides, root, name): name
+               for seed, overrides, name in tasks}
+    for done in concurrent.futures.as_completed(futures):  # Progress.
+      result = done.result()
+      outcome = (f'failed: {result["failure"][:200]}' if 'failure' in result
+                 else f'ACC {result["acc"]:.4f}')
+      print(f'  {futures[done]}: {outcome} ({result["wall_s"]:.0f} s)',
+            file=sys.stderr, flush=True)
+    return [f.result() for f in futures]
+
+
+def bench_training(config: str, seeds, overrides, jobs: int = 1) -> dict:
   with tempfile.TemporaryDirectory(prefix='cdcjax_bench_') as root:
-    for seed in seeds:
-      result = run_once(config, seed, overrides, root, f'seed{seed}')
-      if 'failure' in result:
-        sys.exit(f'seed {seed} failed: {result["failure"]}')
-      # The whole final evaluation record (other evaluators, cluster sizes).
-      runs.append({'seed': int(seed), **result})
-      print(f'seed {seed}: ACC {result["acc"]:.4f} NMI {result["nmi"]:.4f} '
-            f'ARI {result["ari"]:.4f} wall {result["wall_s"]:.1f} s',
-            flush=True)
+    results = run_many(config, [(s, overrides, f'seed{s}') for s in seeds],
+                       root, jobs)
+  runs = []
+  for seed, result in zip(seeds, results):
+    if 'failure' in result:
+      sys.exit(f'seed {seed} failed: {result["failure"]}')
+    # The whole final evaluation record (other evaluators, cluster sizes).
+    runs.append({'seed': int(seed), **result})
+    print(f'seed {seed}: ACC {result["acc"]:.4f} NMI {result["nmi"]:.4f} '
+          f'ARI {result["ari"]:.4f} wall {result["wall_s"]:.1f} s',
+          flush=True)
   summary = {'config': config, 'overrides': list(overrides), 'runs': runs,
+             'jobs': jobs,
              'machine': f'{platform.machine()}, {os.cpu_count()} cores'}
   for key in ('acc', 'nmi', 'ari', 'wall_s'):
     values = np.array([r[key] for r in runs])
@@ -110,30 +138,51 @@ def bench_training(config: str, seeds, overrides) -> dict:
                   f'{summary[k]["std"]:.4f}' for k in ('acc', 'nmi', 'ari')) +
         f'; wall {summary["wall_s"]["mean"]:.1f} ± '
         f'{summary["wall_s"]["std"]:.1f} s (max {summary["wall_s"]["max"]:.1f})'
-        f' on {summary["machine"]}')
+        f' on {summary["machine"]}' +
+        (f', {jobs} runs at a time' if jobs > 1 else ''))
   return summary
 
 
-def ablation_row(name: str, result: dict) -> str:
-  if 'failure' in result:
-    return f'| {name} | diverged: {result["failure"][:120]} | | | |'
-  probe = result.get('linear_probe', {}).get('acc')
-  probe = f'{probe:.4f}' if probe is not None else '-'
-  return (f'| {name} | {result["acc"]:.4f} | {result["nmi"]:.4f} | '
-          f'{result["cluster_size_entropy"]:.3f} | {probe} |')
+def _mean_std(values, digits: int) -> str:
+  values = np.asarray(values, dtype=np.float64)
+  if len(values) == 1:
+    return f'{values[0]:.{digits}f}'
+  return f'{values.mean():.{digits}f} ± {values.std():.{digits}f}'
 
 
-def bench_ablations(config: str, seed, overrides) -> dict:
-  rows, results = [], {}
-  print('| variant | ACC | NMI | cluster-size entropy | linear probe ACC |')
-  print('|---|---|---|---|---|', flush=True)
+def ablation_row(name: str, results) -> str:
+  """One table row from a variant's runs (one dict per seed, or one dict)."""
+  if isinstance(results, dict):
+    results = [results]
+  failures = [r['failure'] for r in results if 'failure' in r]
+  if failures:
+    return (f'| {name} | diverged in {len(failures)} of {len(results)} '
+            f'runs: {failures[0][:120]} | | | |')
+  acc = _mean_std([r['acc'] for r in results], 4)
+  if len(results) > 1:
+    acc += ' (' + ' / '.join(f'{r["acc"]:.4f}' for r in results) + ')'
+  probes = [r.get('linear_probe', {}).get('acc') for r in results]
+  probe = '-' if None in probes else _mean_std(probes, 4)
+  return (f'| {name} | {acc} | {_mean_std([r["nmi"] for r in results], 4)} | '
+          f'{_mean_std([r["cluster_size_entropy"] for r in results], 3)} | '
+          f'{probe} |')
+
+
+def bench_ablations(config: str, seeds, overrides, jobs: int = 1) -> dict:
+  tasks = [(seed, [*overrides, *extra], f'v{i}_seed{seed}')
+           for i, extra in enumerate(ABLATIONS.values()) for seed in seeds]
   with tempfile.TemporaryDirectory(prefix='cdcjax_ablation_') as root:
-    for i, (name, extra) in enumerate(ABLATIONS.items()):
-      result = run_once(config, seed, [*overrides, *extra], root, f'v{i}')
-      results[name] = result
-      rows.append(ablation_row(name, result))
-      print(rows[-1], flush=True)
-  return {'config': config, 'seed': seed, 'overrides': list(overrides),
+    flat = run_many(config, tasks, root, jobs)
+  results = {name: flat[i * len(seeds):(i + 1) * len(seeds)]
+             for i, name in enumerate(ABLATIONS)}
+  rows = [ablation_row(name, runs) for name, runs in results.items()]
+  seeds_text = ','.join(str(s) for s in seeds)
+  print(f'| variant | ACC (seeds {seeds_text}) | NMI | cluster-size entropy '
+        '| linear probe ACC |')
+  print('|---|---|---|---|---|')
+  print('\n'.join(rows), flush=True)
+  return {'config': config, 'seeds': [int(s) for s in seeds],
+          'overrides': list(overrides), 'jobs': jobs,
           'machine': f'{platform.machine()}, {os.cpu_count()} cores',
           'variants': results, 'table': rows}
 
@@ -142,6 +191,8 @@ def main(argv):
   if len(argv) != 2 or argv[1] not in COMMANDS:
     sys.exit(f'usage: python -m cdcjax.bench {{{"|".join(COMMANDS)}}} '
              '[--config=...] [--seeds=0,1,2] [--override=x=y]')
+  if _JOBS.value < 1:
+    sys.exit(f'--jobs={_JOBS.value}; allowed: an integer >= 1')
   if argv[1] == 'step':
     from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
     summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,
@@ -153,9 +204,11 @@ def main(argv):
                                       [int(w) for w in _WORKERS.value],
                                       batches=_BATCHES.value)
   elif argv[1] == 'ablations':
-    summary = bench_ablations(_CONFIG.value, _SEEDS.value[0], _EXTRA.value)
+    summary = bench_ablations(_CONFIG.value, _SEEDS.value, _EXTRA.value,
+                               _JOBS.value)
   else:
-    summary = bench_training(_CONFIG.value, _SEEDS.value, _EXTRA.value)
+    summary = bench_training(_CONFIG.value, _SEEDS.value, _EXTRA.value,
+                             _JOBS.value)
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump(summary, f, indent=2)

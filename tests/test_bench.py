@@ -78,3 +78,41 @@ def test_step_bench_reports_throughput_and_flops():
   assert result['images_per_sec'] > 0 and result['flops_per_step'] > 0
   assert result['frozen_backbone'] and result['global_batch'] == 16
   assert 0 < result['fraction_of_peak'] < 1
+
+
+def test_ablation_row_over_seeds_gives_mean_std_and_each_seed():
+  runs = [{'acc': acc, 'nmi': 0.8, 'cluster_size_entropy': 0.99,
+           'linear_probe': {'acc': 0.95}} for acc in (0.8, 0.9, 1.0)]
+  row = bench.ablation_row('tau_c = 1', runs)
+  # Population std of (0.8, 0.9, 1.0) is 0.0816.
+  assert row.startswith('| tau_c = 1 | 0.9000 ± 0.0816 (0.8000 / 0.9000 / '
+                        '1.0000) | 0.8000 ± 0.0000 |')
+  failed = bench.ablation_row('without normalisation of c', [
+      runs[0], {'failure': 'error: non-finite loss at step 9', 'wall_s': 1.0}])
+  assert 'diverged in 1 of 2 runs' in failed and 'step 9' in failed
+  assert '0.8000' not in failed  # No mean over the runs that survived.
+
+
+def test_run_many_keeps_task_order_and_runs_jobs_at_once(monkeypatch):
+  import threading  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  running, peak, lock = [0], [0], threading.Lock()
+
+  def fake_run_once(config, seed, overrides, root, name):
+    with lock:
+      running[0] += 1
+      peak[0] = max(peak[0], running[0])
+    time.sleep(0.05 * (3 - int(seed)))  # Later tasks finish first.
+    with lock:
+      running[0] -= 1
+    return {'acc': float(seed), 'wall_s': 0.0, 'name': name}
+
+  monkeypatch.setattr(bench, 'run_once', fake_run_once)
+  tasks = [(s, [], f'seed{s}') for s in (0, 1, 2)]
+  results = bench.run_many('cfg', tasks, '/unused', jobs=2)
+  assert [r['name'] for r in results] == ['seed0', 'seed1', 'seed2']
+  assert peak[0] == 2
+  assert [r['name'] for r in bench.run_many('cfg', tasks, '/unused', 1)] == [
+      'seed0', 'seed1', 'seed2']
+  with pytest.raises(ValueError, match='jobs=0'):
+    bench.run_many('cfg', tasks, '/unused', jobs=0)

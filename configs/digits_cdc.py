@@ -16,14 +16,16 @@ targets, eps 0.05, 3 iterations. Evaluators: the cluster head (reported
 ACC/NMI/ARI), k-means on backbone features, a linear probe, latent statistics.
 
 Expected (all 1,797 images, seeds 0, 1, 2; `python -m cdcjax.bench digits`),
-measured on a 2-core x86_64 CPU with jax 0.10.2:
-  ACC 0.907 +- 0.048 (0.840 / 0.941 / 0.942), NMI 0.877 +- 0.041,
-  ARI 0.832 +- 0.063; wall time 272 +- 6 s per run, compilation included.
-Same-seed runs are not bit-identical on CPU: a later seed-0 run gave 0.822.
+measured on a 2-core x86_64 CPU with jax 0.10.2 (commit 142338d, beside two
+or three other jobs, 420-438 s per run; 277-290 s two at a time): ACC 0.819
++- 0.057 (0.738 / 0.857 / 0.861). On an earlier machine of the same kind (commit
+26c084c) it gave 0.907 +- 0.048 (0.840 / 0.941 / 0.942), and that commit's
+seed 0 gives 0.770 on the later one: runs are deterministic on one machine
+but move between machines about as much as between seeds.
 Raw-pixel anchors: k-means 0.792 ACC, Ward agglomerative 0.840. The peers beat
 CDC on digits at this budget (README, "Methods on digits"). A black frame
-(--config.data.pad=2 --config.data.image_size=12) gave 0.835 +- 0.070, so
-it is off.
+(--config.data.pad=2 --config.data.image_size=12) gave 0.835 +- 0.070 on the
+later machine, no gain, so it is off.
 """
 
 from cdcjax import config_common

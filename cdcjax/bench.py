@@ -30,12 +30,12 @@ doing the same recipe (cdcjax/bench_input.py); `step` the training step's
 throughput and FLOP/s on a fixed batch (cdcjax/bench_step.py).
 """
 
+import concurrent.futures
 import json
 import os
 import platform
 import subprocess
 import sys
-import concurrent.futures
 import tempfile
 import time
 

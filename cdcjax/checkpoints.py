@@ -112,12 +112,23 @@ def load_converted_backbone(init_from: str, state):
   return state.replace(params=params, batch_stats=batch_stats)
 
 
-def load_weights(init_from: str, state):
+def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
   """Parameters and BatchNorm statistics from the newest checkpoint of the
   workdir `init_from` (optimiser state and step start fresh), or the backbone
   of a converted PyTorch checkpoint (a directory with variables/). Every
-  parameter must be present with the same shape; extra ones are an error."""
+  parameter must be present with the same shape; extra ones are an error.
+  The top-level modules named in `fresh` keep `state`'s initialisation."""
+  unknown = sorted(set(fresh) - set(state.params))
+  if unknown:
+    raise TrainingFailure(
+        f'config.init_fresh names {unknown}, which this model does not have; '
+        f'allowed: {sorted(state.params)}')
   if os.path.isdir(os.path.join(init_from, 'variables')):
+    if fresh:
+      raise TrainingFailure(
+          f'config.init_fresh={tuple(fresh)} with a converted backbone in '
+          f'{init_from!r}: only the backbone is loaded there, the heads are '
+          'fresh already')
     return load_converted_backbone(init_from, state)
   directory = os.path.abspath(os.path.join(init_from, 'checkpoints'))
   manager = ocp.CheckpointManager(directory)
@@ -134,7 +145,11 @@ def load_weights(init_from: str, state):
     loaded = _keep_selected_head(loaded, restored['head_losses'], init_from)
   expected = {'params': state.params, 'batch_stats': state.batch_stats}
   check_same_tree(loaded, expected, init_from)
-  logging.info('Initialised weights from %s (step %d)', init_from, step)
+  for collection, tree in expected.items():
+    loaded[collection] = {k: tree[k] if k in fresh else v
+                          for k, v in loaded[collection].items()}
+  logging.info('Initialised weights from %s (step %d)%s', init_from, step,
+               f'; kept {sorted(fresh)} fresh' if fresh else '')
   cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),
                                          old.sharding)
   return state.replace(

@@ -46,6 +46,10 @@ def base_config() -> ml_collections.ConfigDict:
   # A workdir whose newest checkpoint initialises params and BatchNorm
   # statistics (the self-labeling stage starts from a trained model).
   c.init_from = ''
+  # Top-level modules (e.g. ('cluster_head',)) that keep their fresh
+  # initialisation instead of init_from's weights: a two-stage recipe trains
+  # a new cluster head on an already trained backbone.
+  c.init_fresh = ()
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'digits'
@@ -274,6 +278,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.self_label.threshold, 'must be in (0, 1)')
   _require(c.method != 'selflabel' or c.init_from, 'init_from', c.init_from,
            'method selflabel starts from a trained workdir: set init_from')
+  _require(not c.init_fresh or c.init_from, 'init_fresh', tuple(c.init_fresh),
+           'only applies with init_from set')
   try:
     evaluators.check_evaluators(tuple(c.evaluators),
                                 methods.has_cluster_head(c), c.method)

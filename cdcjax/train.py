@@ -372,7 +372,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   trainer.state, start_step = checkpoints.restore_latest(
       manager, trainer.state, None if finished else batches)
   if start_step == 0 and config.init_from:
-    trainer.state = checkpoints.load_weights(config.init_from, trainer.state)
+    trainer.state = checkpoints.load_weights(
+        config.init_from, trainer.state, tuple(config.get('init_fresh', ())))
     if trainer.state.ema_params is not None:  # The momentum copy starts equal.
       trainer.state = trainer.state.replace(
           ema_params=jax.tree.map(jnp.copy, trainer.state.params))

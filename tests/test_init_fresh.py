@@ -1,0 +1,66 @@
+"""`config.init_fresh`: start from a trained run's weights but keep some
+modules (a new cluster head) at their fresh initialisation."""
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from cdcjax import checkpoints
+from cdcjax import config_common
+from cdcjax import data
+from cdcjax import train
+from cdcjax.errors import TrainingFailure
+from configs import digits_cdc
+
+
+def _trainer(seed):
+  config = digits_cdc.get_config('tiny')
+  config.seed = seed
+  source = data.load_digits(8)
+  return train.Trainer(config, train.make_mesh(jax.devices()[:1]),
+                       source.images.shape[1:], len(source))
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+def _same(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b)))
+
+
+def test_fresh_modules_keep_their_initialisation(tmp_path):
+  trained = _trainer(0).state
+  manager = checkpoints.open_manager(str(tmp_path), 1)
+  manager.save(12, args=ocp.args.Composite(state=ocp.args.StandardSave(
+      trained)))
+  manager.wait_until_finished()
+  manager.close()
+  new = _trainer(1).state
+  assert not _same(new.params['backbone'], trained.params['backbone'])
+
+  loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))
+  for collection in ('params', 'batch_stats'):
+    ours, theirs, fresh = (getattr(s, collection) for s in (loaded, trained,
+                                                            new))
+    for name in ours:
+      expected = fresh if name == 'cluster_head' else theirs
+      assert _same(ours[name], expected[name]), (collection, name)
+  assert not _same(loaded.params['cluster_head'], trained.params['cluster_head'])
+
+  everything = checkpoints.load_weights(str(tmp_path), new)
+  assert _same(everything.params, trained.params)
+
+  with pytest.raises(TrainingFailure, match=r"\['cluster_hed'\].*allowed: .*"
+                     r"'cluster_head'"):
+    checkpoints.load_weights(str(tmp_path), new, ('cluster_hed',))
+
+
+def test_init_fresh_needs_init_from():
+  config = digits_cdc.get_config('tiny')
+  config.init_fresh = ('cluster_head',)
+  with pytest.raises(config_common.ConfigError, match='init_fresh'):
+    config_common.validate(config, 1)
+  config.init_from = '/some/run'
+  config_common.validate(config, 1)

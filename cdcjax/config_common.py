@@ -395,6 +395,11 @@ def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
       # seeds) against 0.9205 for 0.2 at 2,000 steps (README; digits and
       # USPS preferred 0.2; 1.0 split and merged classes in the head).
       c.loss.temperature = 0.5
+      # Ten Sinkhorn iterations instead of SwAV's three: with three the batch
+      # codes stay unequal enough for the head to keep a merged cluster
+      # (README, "MNIST": ACC 0.9617 +- 0.0046 against 0.9578 +- 0.0155 over 3
+      # seeds at 4,000 steps; the seed that merged sixes and eights no longer does).
+      c.loss.sinkhorn_iters = 10
   c.log_every_steps = 100 if arg != 'tiny' else 4
   c.checkpoint_every_steps = 500 if arg != 'tiny' else 4
   return c

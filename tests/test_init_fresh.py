@@ -27,7 +27,8 @@ def _leaves(tree):
 
 
 def _same(a, b):
-  return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b)))
+  a, b = _leaves(a), _leaves(b)
+  return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_fresh_modules_keep_their_initialisation(tmp_path):
@@ -55,6 +56,13 @@ def test_fresh_modules_keep_their_initialisation(tmp_path):
   with pytest.raises(TrainingFailure, match=r"\['cluster_hed'\].*allowed: .*"
                      r"'cluster_head'"):
     checkpoints.load_weights(str(tmp_path), new, ('cluster_hed',))
+
+  # A converted backbone loads only the backbone: naming fresh heads there is
+  # refused rather than silently meaningless.
+  converted = tmp_path / 'converted'
+  (converted / 'variables').mkdir(parents=True)
+  with pytest.raises(TrainingFailure, match='converted backbone'):
+    checkpoints.load_weights(str(converted), new, ('cluster_head',))
 
 
 def test_init_fresh_needs_init_from():

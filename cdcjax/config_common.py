@@ -60,7 +60,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.path = ''
   # Black pixels added on each side of every image before resizing to
   # image_size (digits, USPS, npz sources): frames digits that touch the
-  # image border, as MNIST's are (data.pad_border).
+  # image border, as MNIST's are (data.pad_border). Negative: pixels trimmed
+  # from each side (MNIST's empty border), checked against the image size.
   c.data.pad = 0
   # tensorflow-datasets (data.name='tfds'): dataset, label feature, data
   # directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets) and an optional
@@ -224,7 +225,6 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            'must be >= 0 (0: only at the end)')
   _require(c.keep_checkpoints >= 1, 'keep_checkpoints', c.keep_checkpoints,
            'must be >= 1')
-  _require(c.data.pad >= 0, 'data.pad', c.data.pad, 'must be >= 0')
   _require(c.data.pad == 0 or c.data.name in ('digits', *data.NPZ_DATASETS,
                                                'npz'),
            'data.pad', c.data.pad, 'padding is applied to digits and .npz '

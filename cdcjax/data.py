@@ -69,17 +69,26 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def pad_border(images: np.ndarray, pad: int) -> np.ndarray:
-  """Adds `pad` pixels of zeros (black) on each side of (N, H, W, C) images.
+  """Adds `pad` pixels of zeros (black) on each side of (N, H, W, C) images;
+  a negative `pad` removes -pad pixels from each side instead.
 
   USPS and scikit-learn's digits fill their frame (the strokes touch the top
   and bottom rows), so random shifts, scalings and rotations cut strokes off:
   a zero whose top is cut is a U. A black border gives them MNIST's framing.
+  MNIST's digits sit in a 20x20 box inside 28x28: trimming its empty border
+  before resizing gives the digit more of the resized image's pixels.
   """
-  if pad < 0:
-    raise ValueError(f'pad={pad}; allowed: an integer >= 0')
   if pad == 0:
     return images
-  return np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  if pad > 0:
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  height, width = images.shape[1:3]
+  if 2 * -pad > min(height, width) - 4:
+    raise ValueError(
+        f'pad={pad} would trim {height}x{width} images to '
+        f'{height + 2 * pad}x{width + 2 * pad}; allowed: a trim that leaves at '
+        'least 4x4 pixels')
+  return images[:, -pad:height + pad, -pad:width + pad]
 
 
 def load_digits(image_size: int = 8, pad: int = 0) -> ArraySource:

@@ -90,8 +90,7 @@ def test_validate_names_fields():
     config_common.validate(config, 1)
   config = digits_cdc.get_config()
   config.data.pad = -2
-  with pytest.raises(config_common.ConfigError, match=r'data.pad=-2.*>= 0'):
-    config_common.validate(config, 1)
+  config_common.validate(config, 1)  # A trim; its size is checked on load.
   config.data.pad = 2
   config_common.validate(config, 1)  # Digits can be framed.
   config.data.name, config.data.path = 'folder', '/some/images'

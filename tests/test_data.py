@@ -31,8 +31,12 @@ def test_pad_border_frames_the_images_in_black(source):
   ring[:, 2:-2, 2:-2] = 0
   assert not ring.any()
   assert data.pad_border(source.images, 0) is source.images
-  with pytest.raises(ValueError, match='pad=-1'):
-    data.pad_border(source.images, -1)
+  # A negative pad trims: the inverse of padding.
+  np.testing.assert_array_equal(data.pad_border(padded, -2), source.images[:4])
+  np.testing.assert_array_equal(data.pad_border(source.images[:4], -1),
+                                source.images[:4, 1:-1, 1:-1])
+  with pytest.raises(ValueError, match=r'pad=-3 would trim 8x8 images to 2x2'):
+    data.pad_border(source.images, -3)
   # Padding happens before resizing: the digits keep their pixels, framed.
   framed = data.load_digits(12, pad=2)
   np.testing.assert_allclose(framed.images[:, 2:-2, 2:-2], source.images,

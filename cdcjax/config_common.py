@@ -388,6 +388,12 @@ def handwritten(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   # 0.8902 against 0.9205, one seed.) USPS (~70 epochs) was measured at 2,000
   # steps (ACC 0.8426).
   c.num_epochs = {'mnist': 17, 'usps': 100}[name]
+  if name == 'mnist':
+    # MNIST's digits sit in a 20x20 box inside 28x28: trimming 2 of the 4
+    # empty border pixels on each side (0.2 % of the ink) gives the digit 13
+    # instead of 11 of the 16 pixels. CDC: ACC 0.9730 +- 0.0002 against
+    # 0.9617 +- 0.0046 untrimmed (README, "MNIST", 3 seeds at 4,000 steps).
+    c.data.pad = -2
   if arg != 'tiny':
     c.total_steps = {'mnist': 4000, 'usps': 2000}[name]
     if name == 'mnist':

@@ -1,4 +1,5 @@
-r"""Method 'selflabel' on MNIST (shared .npz, resized to 16x16): train on the train
+r"""Method 'selflabel' on MNIST (shared .npz, 2 border pixels
+trimmed, resized to 16x16): train on the train
 split, evaluate on the test split.
 
   export CDCJAX_DATA_DIR=../shared/datasets   # holds mnist.npz

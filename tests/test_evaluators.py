@@ -126,6 +126,15 @@ def test_npz_source_both_encodings_and_splits(tmp_path, encoding):
   framed = data.load_npz(path, 'all', image_size=5, pad=1)
   assert framed.images.shape == (6, 5, 5, 3)
   assert framed.images[:, 0].max() < resized.images[:, 0].max()
+  # A negative pad trims before resizing: the 6x6 centre, then resized.
+  trimmed = data.load_npz(path, 'test', pad=-1)
+  np.testing.assert_array_equal(trimmed.images, test.images[:, 1:-1, 1:-1])
+  trimmed = data.load_npz(path, 'all', image_size=3, pad=-1)
+  centre = data.load_npz(path, 'all', pad=-1).images
+  expected = np.round(255 * data.resize_bilinear(data.to_float(centre), 3))
+  np.testing.assert_array_equal(trimmed.images, expected.astype(np.uint8))
+  assert not np.array_equal(trimmed.images,
+                            data.load_npz(path, 'all', image_size=3).images)
 
 
 def test_npz_source_errors(tmp_path):

@@ -117,7 +117,8 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
   workdir `init_from` (optimiser state and step start fresh), or the backbone
   of a converted PyTorch checkpoint (a directory with variables/). Every
   parameter must be present with the same shape; extra ones are an error.
-  The top-level modules named in `fresh` keep `state`'s initialisation."""
+  The top-level modules named in `fresh` keep `state`'s initialisation and
+  may be missing from the source."""
   unknown = sorted(set(fresh) - set(state.params))
   if unknown:
     raise TrainingFailure(
@@ -144,10 +145,15 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
   if restored.get('head_losses') is not None and state.head_losses is None:
     loaded = _keep_selected_head(loaded, restored['head_losses'], init_from)
   expected = {'params': state.params, 'batch_stats': state.batch_stats}
-  check_same_tree(loaded, expected, init_from)
-  for collection, tree in expected.items():
-    loaded[collection] = {k: tree[k] if k in fresh else v
-                          for k, v in loaded[collection].items()}
+  # Modules kept fresh need not exist in the source: a CDC model can start
+  # from an instance-only (SimCLR-style) run, which has no cluster head.
+  without_fresh = lambda variables: {
+      collection: {k: v for k, v in tree.items() if k not in fresh}
+      for collection, tree in variables.items()}
+  check_same_tree(without_fresh(loaded), without_fresh(expected), init_from)
+  loaded = {collection: {**without_fresh(loaded)[collection],
+                         **{k: v for k, v in tree.items() if k in fresh}}
+            for collection, tree in expected.items()}
   logging.info('Initialised weights from %s (step %d)%s', init_from, step,
                f'; kept {sorted(fresh)} fresh' if fresh else '')
   cast = lambda new, old: jax.device_put(np.asarray(new, old.dtype),

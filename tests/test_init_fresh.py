@@ -72,3 +72,32 @@ def test_init_fresh_needs_init_from():
     config_common.validate(config, 1)
   config.init_from = '/some/run'
   config_common.validate(config, 1)
+
+
+def test_cdc_starts_from_an_instance_only_run(tmp_path):
+  """The two-stage recipe: a SimCLR-style run has no cluster head; naming it
+  in init_fresh loads the backbone and instance head and keeps a fresh one."""
+  simclr = config_common.set_method(config_common.digits('tiny'), 'simclr',
+                                    'tiny')
+  source = data.load_digits(8)
+  trained = train.Trainer(simclr, train.make_mesh(jax.devices()[:1]),
+                          source.images.shape[1:], len(source)).state
+  assert 'cluster_head' not in trained.params
+  manager = checkpoints.open_manager(str(tmp_path), 1)
+  manager.save(5, args=ocp.args.Composite(state=ocp.args.StandardSave(
+      trained)))
+  manager.wait_until_finished()
+  manager.close()
+  new = _trainer(1).state
+
+  loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))
+  for name in ('backbone', 'instance_head'):
+    assert _same(loaded.params[name], trained.params[name]), name
+    assert _same(loaded.batch_stats[name], trained.batch_stats[name]), name
+  assert _same(loaded.params['cluster_head'], new.params['cluster_head'])
+  assert _same(loaded.batch_stats['cluster_head'],
+               new.batch_stats['cluster_head'])
+  # Without naming it, the missing cluster head is an error, not a silent
+  # fresh start.
+  with pytest.raises(TrainingFailure, match=r'1 missing|missing.*cluster_head'):
+    checkpoints.load_weights(str(tmp_path), new)

@@ -31,13 +31,17 @@ def _same(a, b):
   return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_fresh_modules_keep_their_initialisation(tmp_path):
-  trained = _trainer(0).state
-  manager = checkpoints.open_manager(str(tmp_path), 1)
+def _save(directory, state):
+  manager = checkpoints.open_manager(str(directory), 1)
   manager.save(12, args=ocp.args.Composite(state=ocp.args.StandardSave(
-      trained)))
+      state)))
   manager.wait_until_finished()
   manager.close()
+
+
+def test_fresh_modules_keep_their_initialisation(tmp_path):
+  trained = _trainer(0).state
+  _save(tmp_path, trained)
   new = _trainer(1).state
   assert not _same(new.params['backbone'], trained.params['backbone'])
 
@@ -83,11 +87,7 @@ def test_cdc_starts_from_an_instance_only_run(tmp_path):
   trained = train.Trainer(simclr, train.make_mesh(jax.devices()[:1]),
                           source.images.shape[1:], len(source)).state
   assert 'cluster_head' not in trained.params
-  manager = checkpoints.open_manager(str(tmp_path), 1)
-  manager.save(5, args=ocp.args.Composite(state=ocp.args.StandardSave(
-      trained)))
-  manager.wait_until_finished()
-  manager.close()
+  _save(tmp_path, trained)
   new = _trainer(1).state
 
   loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))

@@ -279,7 +279,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(c.method != 'selflabel' or c.init_from, 'init_from', c.init_from,
            'method selflabel starts from a trained workdir: set init_from')
   _require(not c.init_fresh or c.init_from, 'init_fresh', tuple(c.init_fresh),
-           'only applies with init_from set')
+           'only applies with init_from set (the trained workdir whose other '
+           'modules the run starts from)')
   try:
     evaluators.check_evaluators(tuple(c.evaluators),
                                 methods.has_cluster_head(c), c.method)
@@ -319,6 +320,18 @@ def set_method(c: ml_collections.ConfigDict, method: str,
       c.evaluators = ('cluster_head',)
   if arg == 'tiny' and method == 'cdc':
     c.evaluators = ('cluster_head', 'kmeans_features', 'latent_stats')
+  return c
+
+
+def cdc_on_frozen_backbone(c: ml_collections.ConfigDict
+                           ) -> ml_collections.ConfigDict:
+  """CDC's heads on the frozen backbone of a trained run (init_from, e.g. an
+  instance-only SimCLR-style run): its backbone and instance head are loaded,
+  the cluster head starts fresh and only the heads train. The CDC paper's
+  ImageNet recipe (heads on a frozen contrastive backbone) at small scale."""
+  c.method = 'cdc'
+  c.init_fresh = ('cluster_head',)
+  c.model.freeze_backbone = True
   return c
 
 

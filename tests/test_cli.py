@@ -147,6 +147,28 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert 'confident_fraction' in result.stderr
 
 
+def test_cdc_heads_on_a_frozen_simclr_backbone(tmp_path):
+  """The two-stage recipe end to end: a SimCLR-style run, then CDC's heads
+  on its frozen backbone (configs/digits_cdc_on_simclr.py)."""
+  simclr = str(tmp_path / 'simclr')
+  result = _run(['--config=configs/digits_simclr.py:tiny',
+                 f'--workdir={simclr}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  heads = str(tmp_path / 'heads')
+  missing = _run(['--config=configs/digits_cdc_on_simclr.py:tiny',
+                  f'--workdir={heads}'])
+  assert missing.returncode != 0 and 'init_from' in missing.stderr
+  assert not os.path.exists(heads)
+  result = _run(['--config=configs/digits_cdc_on_simclr.py:tiny',
+                 f'--workdir={heads}', f'--config.init_from={simclr}'])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (f"Initialised weights from {simclr} (step 12); kept ['cluster_head']"
+          ' fresh') in result.stderr
+  evals = [r for r in _records(heads) if r['split'] == 'eval']
+  assert evals[-1]['step'] == 12 and evals[-1]['evaluator'] == 'cluster_head'
+  assert evals[-1]['num_examples'] == 1797
+
+
 def test_workdir_from_before_a_new_config_field_resumes(tmp_path):
   """A run started before a field existed stored no value for it: at its
   default (the old behaviour) that is no change; at another value it is."""

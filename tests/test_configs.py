@@ -38,8 +38,11 @@ def test_config_loads_validates_and_gives_its_command(path):
   assert f'--config=configs/{name}' in module.__doc__
   for arg in (None, 'tiny'):
     config = module.get_config(arg)
-    if config.method == 'selflabel':
-      config.init_from = '/some/run'  # Required; checked for content later.
+    if config.method == 'selflabel' or config.init_fresh:
+      # Required: a two-stage config without it is refused before any work.
+      with pytest.raises(config_common.ConfigError, match='init_from'):
+        config_common.validate(config, num_devices=1)
+      config.init_from = '/some/run'  # Checked for content later.
     if config.data.name == 'folder':
       config.data.path = '/some/photos'  # Required; checked before work.
     config_common.validate(config, num_devices=1)

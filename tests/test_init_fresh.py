@@ -101,3 +101,20 @@ def test_cdc_starts_from_an_instance_only_run(tmp_path):
   # fresh start.
   with pytest.raises(TrainingFailure, match=r'1 missing|missing.*cluster_head'):
     checkpoints.load_weights(str(tmp_path), new)
+
+
+def test_fresh_head_may_have_another_shape_in_the_source(tmp_path):
+  """A new number of clusters: the source's cluster head (K = 20) is replaced
+  by a fresh one (K = 10) when named, and is a shape error otherwise."""
+  config = digits_cdc.get_config('tiny')
+  config.num_clusters = 20
+  source = data.load_digits(8)
+  trained = train.Trainer(config, train.make_mesh(jax.devices()[:1]),
+                          source.images.shape[1:], len(source)).state
+  _save(tmp_path, trained)
+  new = _trainer(1).state
+  loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))
+  assert _same(loaded.params['backbone'], trained.params['backbone'])
+  assert _same(loaded.params['cluster_head'], new.params['cluster_head'])
+  with pytest.raises(TrainingFailure, match='cluster_head.*has shape'):
+    checkpoints.load_weights(str(tmp_path), new)

@@ -150,8 +150,9 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
   without_fresh = lambda variables: {
       collection: {k: v for k, v in tree.items() if k not in fresh}
       for collection, tree in variables.items()}
-  check_same_tree(without_fresh(loaded), without_fresh(expected), init_from)
-  loaded = {collection: {**without_fresh(loaded)[collection],
+  kept = without_fresh(loaded)
+  check_same_tree(kept, without_fresh(expected), init_from)
+  loaded = {collection: {**kept[collection],
                          **{k: v for k, v in tree.items() if k in fresh}}
             for collection, tree in expected.items()}
   logging.info('Initialised weights from %s (step %d)%s', init_from, step,

@@ -323,13 +323,15 @@ def set_method(c: ml_collections.ConfigDict, method: str,
   return c
 
 
-def cdc_on_frozen_backbone(c: ml_collections.ConfigDict
+def cdc_on_frozen_backbone(c: ml_collections.ConfigDict,
+                           arg: str | None = None
                            ) -> ml_collections.ConfigDict:
-  """CDC's heads on the frozen backbone of a trained run (init_from, e.g. an
-  instance-only SimCLR-style run): its backbone and instance head are loaded,
-  the cluster head starts fresh and only the heads train. The CDC paper's
-  ImageNet recipe (heads on a frozen contrastive backbone) at small scale."""
-  c.method = 'cdc'
+  """A dataset config switched to CDC's heads on the frozen backbone of a
+  trained run (init_from, e.g. an instance-only SimCLR-style run): its backbone
+  and instance head are loaded, the cluster head starts fresh and only the
+  heads train. The CDC paper's ImageNet recipe (heads on a frozen contrastive
+  backbone) at small scale."""
+  c = set_method(c, 'cdc', arg)
   c.init_fresh = ('cluster_head',)
   c.model.freeze_backbone = True
   return c

@@ -29,9 +29,8 @@ from cdcjax import config_common
 
 
 def get_config(arg: str | None = None):
-  c = config_common.set_method(config_common.handwritten('usps', arg), 'cdc',
-                               arg)
-  c = config_common.cdc_on_frozen_backbone(c)
+  c = config_common.cdc_on_frozen_backbone(
+      config_common.handwritten('usps', arg), arg)
   # Unbalanced Sinkhorn: with the frozen backbone's partition already right,
   # the zeros' cluster may grow to the zeros' share (0.9367 against 0.8784
   # for exact equipartition, seed 0; seeds 1 and 2 split the zeros anyway).

@@ -10,6 +10,7 @@ import ml_collections
 from cdcjax import augment
 from cdcjax import data
 from cdcjax import evaluators
+from cdcjax import losses
 from cdcjax import methods
 from cdcjax import models
 
@@ -131,6 +132,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Sinkhorn, cluster sizes may follow the data (imbalanced classes; with
   # exactly equal clusters USPS test ACC cannot exceed 0.89).
   c.loss.sinkhorn_balance = 1.0
+  # 'log': Sinkhorn in the log domain (stable). 'exp': SwAV's exp(S / eps),
+  # which overflows to NaN without normalisation of c (the paper's ablation).
+  c.loss.sinkhorn_arithmetic = 'log'
   c.loss.normalize_c = True
   c.loss.use_infonce = True
   c.loss.use_equipartition = True
@@ -199,6 +203,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.loss.sinkhorn_iters, 'must be >= 1')
   _require(0 < c.loss.sinkhorn_balance <= 1, 'loss.sinkhorn_balance',
            c.loss.sinkhorn_balance, 'must be in (0, 1]')
+  _require(c.loss.sinkhorn_arithmetic in losses.SINKHORN_ARITHMETIC,
+           'loss.sinkhorn_arithmetic', c.loss.sinkhorn_arithmetic,
+           f'one of {losses.SINKHORN_ARITHMETIC}')
+  _require(c.loss.sinkhorn_arithmetic == 'log' or c.loss.sinkhorn_balance == 1,
+           'loss.sinkhorn_balance', c.loss.sinkhorn_balance,
+           "must be 1 with loss.sinkhorn_arithmetic='exp' (SwAV's form)")
   _require(c.loss.sinkhorn_target in SINKHORN_TARGETS, 'loss.sinkhorn_target',
            c.loss.sinkhorn_target, f'one of {SINKHORN_TARGETS}')
   _require(c.loss.use_infonce or c.loss.use_equipartition, 'loss.use_infonce',

@@ -57,6 +57,30 @@ def moco_v3_contrast(q_a: jax.Array, q_b: jax.Array, k_a: jax.Array,
   return ctr(q_a, k_b) + ctr(q_b, k_a)
 
 
+SINKHORN_ARITHMETIC = ('log', 'exp')
+
+
+def swav_exp_sinkhorn(scores: jax.Array, epsilon: float = 0.05,
+                      num_iters: int = 3) -> jax.Array:
+  """Exact equipartition codes in SwAV's own arithmetic: Q = exp(S / eps).
+
+  The same rounds as `sinkhorn` (balance 1), computed as SwAV's
+  `distributed_sinkhorn` does, on exp(S / eps) with no shift. SwAV's scores
+  are cosines (|S| <= 1, exp(20) at eps 0.05), so this is safe there; with
+  unnormalised c (the CDC paper's "without norm" ablation) exp overflows to
+  inf once S > 88 * eps (4.4 at eps 0.05) and the codes become NaN. Kept to
+  reproduce that ablation; `sinkhorn` is the stable default.
+  """
+  scores = jax.lax.stop_gradient(scores).astype(jnp.float32)
+  batch, num_clusters = scores.shape
+  q = jnp.exp(scores / epsilon)
+  q = q / jnp.sum(q)
+  for _ in range(num_iters):
+    q = q / (jnp.sum(q, axis=0, keepdims=True) * num_clusters)
+    q = q / (jnp.sum(q, axis=1, keepdims=True) * batch)
+  return jax.lax.stop_gradient(q * batch)
+
+
 def sinkhorn(scores: jax.Array, epsilon: float = 0.05, num_iters: int = 3,
              balance: float = 1.0) -> jax.Array:
   """Equipartition soft codes from a (B, K) score matrix, as SwAV computes them.
@@ -112,6 +136,7 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
              sinkhorn_epsilon: float = 0.05, sinkhorn_iters: int = 3,
              sinkhorn_target: str = 'swapped', normalize_c: bool = True,
              sinkhorn_balance: float = 1.0,
+             sinkhorn_arithmetic: str = 'log',
              use_infonce: bool = True,
              use_equipartition: bool = True,
              predictions=None, momentum_keys=None) -> CDCLoss:
@@ -128,6 +153,9 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
       'swapped' (codes of view a supervise p of view b, as SwAV).
     sinkhorn_balance: 1 is the paper's exact equipartition; < 1 lets the
       targets' cluster sizes follow the data (see `sinkhorn`).
+    sinkhorn_arithmetic: 'log' (`sinkhorn`, stable for any scores) or 'exp'
+      (`swav_exp_sinkhorn`, SwAV's exp(S / eps); overflows to NaN on large
+      unnormalised c; balance must be 1).
     normalize_c: L2-normalise c (the paper's choice; False is the "without
       norm" ablation, which diverges).
     use_infonce, use_equipartition: ablation switches.
@@ -139,6 +167,13 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
   if sinkhorn_target not in ('same', 'swapped'):
     raise ValueError(
         f"sinkhorn_target={sinkhorn_target!r}; allowed: 'same', 'swapped'")
+  if sinkhorn_arithmetic not in SINKHORN_ARITHMETIC:
+    raise ValueError(f'sinkhorn_arithmetic={sinkhorn_arithmetic!r}; allowed: '
+                     f'{SINKHORN_ARITHMETIC}')
+  if sinkhorn_arithmetic == 'exp' and sinkhorn_balance != 1.0:
+    raise ValueError(f'sinkhorn_balance={sinkhorn_balance} with '
+                     "sinkhorn_arithmetic='exp'; SwAV's form has exact "
+                     "equipartition only (balance 1); use 'log'")
   c_a, c_b, s_a, s_b = (x.astype(jnp.float32) for x in (c_a, c_b, s_a, s_b))
   if normalize_c:
     c_a, c_b = l2_normalize(c_a), l2_normalize(c_b)
@@ -160,8 +195,12 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
 
   equipartition = zero
   if use_equipartition:
-    q_a = sinkhorn(c_a, sinkhorn_epsilon, sinkhorn_iters, sinkhorn_balance)
-    q_b = sinkhorn(c_b, sinkhorn_epsilon, sinkhorn_iters, sinkhorn_balance)
+    if sinkhorn_arithmetic == 'exp':
+      codes = lambda c: swav_exp_sinkhorn(c, sinkhorn_epsilon, sinkhorn_iters)
+    else:
+      codes = lambda c: sinkhorn(c, sinkhorn_epsilon, sinkhorn_iters,
+                                 sinkhorn_balance)
+    q_a, q_b = codes(c_a), codes(c_b)
     if sinkhorn_target == 'swapped':
       q_a, q_b = q_b, q_a
     log_p_a = jax.nn.log_softmax(c_a / cluster_temperature, axis=1)

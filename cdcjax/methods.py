@@ -112,7 +112,8 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
         sinkhorn_target=lc.sinkhorn_target,
-        sinkhorn_balance=lc.sinkhorn_balance, normalize_c=lc.normalize_c,
+        sinkhorn_balance=lc.sinkhorn_balance,
+        sinkhorn_arithmetic=lc.sinkhorn_arithmetic, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
         **moco)
     if 'c_heads' in out_a:

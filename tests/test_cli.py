@@ -102,6 +102,17 @@ def test_validate_names_fields():
     with pytest.raises(config_common.ConfigError,
                        match=r'loss.sinkhorn_balance.*\(0, 1\]'):
       config_common.validate(config, 1)
+  config = digits_cdc.get_config()
+  config.loss.sinkhorn_arithmetic = 'linear'
+  with pytest.raises(config_common.ConfigError,
+                     match=r"loss.sinkhorn_arithmetic='linear'.*'log', 'exp'"):
+    config_common.validate(config, 1)
+  config.loss.sinkhorn_arithmetic = 'exp'
+  config_common.validate(config, 1)
+  config.loss.sinkhorn_balance = 0.5
+  with pytest.raises(config_common.ConfigError,
+                     match=r"loss.sinkhorn_balance=0.5.*'exp'"):
+    config_common.validate(config, 1)
 
 
 def _records(workdir):

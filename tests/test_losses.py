@@ -216,6 +216,52 @@ def test_sinkhorn_is_stable_and_shift_invariant():
                              rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize('eps,iters', [(0.05, 3), (0.1, 10)])
+def test_swav_exp_sinkhorn_matches_numpy_and_the_log_form(eps, iters):
+  scores = _normalize(np.random.default_rng(1).normal(size=(16, 6)))
+  exp_form = losses.swav_exp_sinkhorn(scores.astype(np.float32), eps, iters)
+  np.testing.assert_allclose(exp_form, np_sinkhorn(scores, eps, iters),
+                             rtol=2e-4, atol=1e-6)
+  np.testing.assert_allclose(
+      exp_form, losses.sinkhorn(scores.astype(np.float32), eps, iters),
+      rtol=2e-4, atol=1e-6)
+
+
+def test_swav_exp_sinkhorn_overflows_where_the_log_form_does_not():
+  # Unnormalised logits of size 5 at eps 0.05: exp(100) is inf in float32,
+  # the paper's "without norm" NaN. The log form stays finite.
+  scores = np.random.default_rng(4).normal(size=(32, 10)).astype(np.float32)
+  scores[0, 0] = 5.0
+  assert np.isnan(losses.swav_exp_sinkhorn(scores, 0.05, 3)).any()
+  assert np.isfinite(losses.sinkhorn(scores, 0.05, 3)).all()
+
+
+def test_cdc_loss_without_norm_is_nan_with_exp_sinkhorn_only(views):
+  c_a, s_a, c_b, s_b = views
+  big = [np.asarray(c) * 100 for c in (c_a, c_b)]
+  kwargs = dict(temperature=0.5, cluster_temperature=0.1,
+                normalize_c=False)
+  log_form = losses.cdc_loss(big[0], s_a, big[1], s_b, **kwargs)
+  exp_form = losses.cdc_loss(big[0], s_a, big[1], s_b,
+                             sinkhorn_arithmetic='exp', **kwargs)
+  assert np.isfinite(log_form.total)
+  assert np.isnan(exp_form.equipartition)
+  # With c normalised both forms give the same loss.
+  kwargs['normalize_c'] = True
+  np.testing.assert_allclose(
+      losses.cdc_loss(*views, sinkhorn_arithmetic='exp', **kwargs).total,
+      losses.cdc_loss(*views, **kwargs).total, rtol=1e-5)
+
+
+def test_bad_sinkhorn_arithmetic_is_rejected(views):
+  with pytest.raises(ValueError, match="sinkhorn_arithmetic='other'"):
+    losses.cdc_loss(*views, temperature=0.5, cluster_temperature=0.1,
+                    sinkhorn_arithmetic='other')
+  with pytest.raises(ValueError, match='sinkhorn_balance=0.5'):
+    losses.cdc_loss(*views, temperature=0.5, cluster_temperature=0.1,
+                    sinkhorn_arithmetic='exp', sinkhorn_balance=0.5)
+
+
 def np_unbalanced_sinkhorn(scores, eps, iters, balance):
   """Unbalanced entropic OT (Chizat et al., 2018) in its scaling form:
   Q = diag(u) K diag(v), K = exp(S / eps); rows exactly 1/B, columns pulled

@@ -15,7 +15,8 @@ process: imports, compilation and evaluation included), and report wall time
 and final ACC / NMI / ARI with mean and standard deviation.
 
 `ablations` runs the CDC paper's Table VI variants (full model, without the
-equipartition constraint, without normalisation of c, tau_c = 1, without
+equipartition constraint, without normalisation of c (also with SwAV's
+exp-domain Sinkhorn, which can overflow to NaN), tau_c = 1, without
 InfoNCE) with the same config, seeds and budget, and prints a table with the
 clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
 linear-probe ACC (mean +- std over the seeds, and each seed's ACC). A run
@@ -63,6 +64,11 @@ ABLATIONS = {
     'full CDC': [],
     'without equipartition': ['loss.use_equipartition=False'],
     'without normalisation of c': ['loss.normalize_c=False'],
+    # The same in SwAV's exp(S / eps) arithmetic (exact equipartition only),
+    # where large unnormalised c overflows: the paper's NaN.
+    'without normalisation of c, SwAV exp Sinkhorn': [
+        'loss.normalize_c=False', 'loss.sinkhorn_arithmetic=exp',
+        'loss.sinkhorn_balance=1.0'],
     'tau_c = 1': ['loss.cluster_temperature=1.0'],
     'without InfoNCE': ['loss.use_infonce=False'],
 }

@@ -16,8 +16,11 @@ def _apply(config, override):
   node = config
   for part in path:
     node = node[part]
-  node[leaf] = type(node[leaf])(value == 'True' if value in ('True', 'False')
-                                else float(value))
+  if isinstance(node[leaf], str):
+    node[leaf] = value
+  else:
+    node[leaf] = type(node[leaf])(value == 'True' if value in ('True', 'False')
+                                  else float(value))
 
 
 @pytest.mark.parametrize('name', list(bench.ABLATIONS))
@@ -31,6 +34,9 @@ def test_ablation_variants_are_valid_and_change_one_thing(name):
                          'cluster_temperature', 'use_infonce')
              if config.loss[k] != base.loss[k]]
   assert len(changed) == (0 if name == 'full CDC' else 1)
+  # Besides the switch, only the arithmetic of the SwAV row changes.
+  swav = config.loss.sinkhorn_arithmetic != base.loss.sinkhorn_arithmetic
+  assert swav == name.endswith('SwAV exp Sinkhorn')
 
 
 def test_ablation_row_reports_failures_as_failures():

@@ -21,12 +21,15 @@ def _config(method):
     method, contrast = 'cdc', 'moco_v3'
   if method == 'cdc_3_heads':
     method, cluster_heads = 'cdc', 3
-  balance = 1.0
+  balance, arithmetic = 1.0, 'log'
   if method == 'cdc_unbalanced':  # Relaxed Sinkhorn: still global marginals.
     method, balance = 'cdc', 0.5
+  if method == 'cdc_swav_exp':  # SwAV's exp-domain Sinkhorn: global sums.
+    method, arithmetic = 'cdc', 'exp'
   config = config_common.set_method(config_common.digits('tiny'), method,
                                     'tiny')
   config.loss.sinkhorn_balance = balance
+  config.loss.sinkhorn_arithmetic = arithmetic
   config.loss.contrast = contrast
   config.model.num_cluster_heads = cluster_heads
   if contrast == 'moco_v3':
@@ -65,7 +68,7 @@ def _assert_same_state(a, b):
     pytest.param(m, marks=() if m in ('cdc', 'selflabel') else pytest.mark.slow)
     for m in methods.METHODS] + [
         pytest.param('cdc_moco_v3', marks=pytest.mark.slow), 'cdc_3_heads',
-        'cdc_unbalanced'])
+        'cdc_unbalanced', 'cdc_swav_exp'])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)

@@ -80,3 +80,33 @@ def test_cifar10_tiny_trains_with_colour_augmentation(tmp_path, aug):
   with open(tmp_path / 'run' / 'metrics.jsonl') as f:
     train_records = [json.loads(l) for l in f if '"train"' in l]
   assert all(np.isfinite(r['loss']) for r in train_records)
+
+
+def _flat(config, prefix=''):
+  out = {}
+  for key, value in config.items():
+    if hasattr(value, 'items'):
+      out.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+@pytest.mark.parametrize('data,measured', [
+    # README, "CDC's heads on a frozen SimCLR backbone": the runs' settings.
+    ('digits', {'init_fresh': ('cluster_head',), 'model.freeze_backbone': True,
+                'num_epochs': 600, 'loss.sinkhorn_iters': 10}),
+    ('usps', {'init_fresh': ('cluster_head',), 'model.freeze_backbone': True,
+              'loss.sinkhorn_balance': 0.5}),
+])
+def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
+    data, measured):
+  scratch = _flat(_load(os.path.join(REPO_ROOT, 'configs',
+                                     f'{data}_cdc.py')).get_config())
+  two_stage = _flat(_load(os.path.join(
+      REPO_ROOT, 'configs', f'{data}_cdc_on_simclr.py')).get_config())
+  assert scratch.keys() == two_stage.keys()
+  changed = {k: two_stage[k] for k in scratch
+             if scratch[k] != two_stage[k]}
+  assert {k: tuple(v) if isinstance(v, (list, tuple)) else v
+          for k, v in changed.items()} == measured

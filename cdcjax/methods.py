@@ -116,9 +116,16 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         sinkhorn_arithmetic=lc.sinkhorn_arithmetic, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
         **moco)
-    if 'c_heads' in out_a:
-      return _multi_head_cdc_loss(cdc, out_a, out_b)
-    result = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])
+    # The largest raw cluster logit, logged: with loss.normalize_c=False it
+    # grows, and SwAV's exp Sinkhorn overflows once it exceeds 88.7 * eps.
+    c_key = 'c_heads' if 'c_heads' in out_a else 'c'
+    c_max_abs = jax.lax.stop_gradient(jnp.maximum(
+        jnp.max(jnp.abs(out_a[c_key])), jnp.max(jnp.abs(out_b[c_key])))
+                                      ).astype(jnp.float32)
+    if c_key == 'c_heads':
+      return {**_multi_head_cdc_loss(cdc, out_a, out_b), 'c_max_abs': c_max_abs}
+    values = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])._asdict()
+    return {'loss': values.pop('total'), **values, 'c_max_abs': c_max_abs}
   elif method == 'cc':
     result = losses.cc_loss(
         out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),

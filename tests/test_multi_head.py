@@ -58,6 +58,11 @@ def test_loss_is_the_mean_of_single_head_cdc_losses():
   for key in ('loss', 'infonce', 'equipartition'):
     np.testing.assert_allclose(multi[key], np.mean([s[key] for s in singles]),
                                rtol=1e-6, err_msg=key)
+  # The largest raw logit of any head and view is logged, as for one head.
+  np.testing.assert_allclose(multi['c_max_abs'],
+                             max(np.abs(c_a).max(), np.abs(c_b).max()))
+  np.testing.assert_allclose(singles[1]['c_max_abs'], max(
+      np.abs(c_a[:, 1]).max(), np.abs(c_b[:, 1]).max()))
   # The heads really differ, so the mean is not one head's loss.
   assert np.ptp(multi['head_losses']) > 1e-3
 

@@ -402,9 +402,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # Checked before every save, so no checkpoint holds a diverged state.
       if not all(math.isfinite(v) for v in metrics.values()):
         manager.wait_until_finished()
+        good = manager.latest_step()
+        kept = (f'The last good checkpoint is step {good} in {workdir}'
+                if good is not None else
+                f'No checkpoint had been saved yet in {workdir} (every '
+                f'{config.checkpoint_every_steps} steps)')
         raise TrainingFailure(
-            f'non-finite loss at step {step} ({metrics}); stopped. The last '
-            f'good checkpoint is step {manager.latest_step()} in {workdir}')
+            f'non-finite loss at step {step} ({metrics}); stopped. {kept}')
     if log_now:
       elapsed = time.time() - interval_start
       rate = interval_steps / max(elapsed, 1e-9)

@@ -260,8 +260,30 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
   assert result.returncode == 2, result.stderr[-3000:]
   errors = _error_lines(result)
   assert len(errors) == 1 and 'non-finite loss at step' in errors[0]
-  assert 'last good checkpoint' in errors[0]
+  # Diverged before the first save (every 4 steps): no 'step None'.
+  assert 'No checkpoint had been saved yet' in errors[0], errors[0]
   assert 'Traceback' not in result.stderr
+
+
+def test_divergence_after_a_save_names_and_keeps_that_checkpoint(
+    tmp_path, monkeypatch):
+  from cdcjax import train  # pylint: disable=g-import-not-at-top
+  config = digits_cdc.get_config('tiny')  # Saves and logs every 4 steps.
+  real_step = train.Trainer.step
+  calls = []
+
+  def step_that_diverges_at_6(self, batch):
+    metrics = real_step(self, batch)
+    calls.append(1)
+    return {**metrics, 'loss': float('nan')} if len(calls) >= 6 else metrics
+
+  monkeypatch.setattr(train.Trainer, 'step', step_that_diverges_at_6)
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(train.TrainingFailure,
+                     match=r'non-finite loss at step 8 .*The last good '
+                     r'checkpoint is step 4 in '):
+    train.train_and_evaluate(config, workdir)
+  assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']
 
 
 def test_self_label_needs_a_trained_workdir(tmp_path):

@@ -100,6 +100,7 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
   uses_momentum_heads(config).
   """
   method = config.method
+  extra_metrics = {}
   if method == 'cdc':
     lc = config.loss
     moco = {}
@@ -124,8 +125,8 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
                                       ).astype(jnp.float32)
     if c_key == 'c_heads':
       return {**_multi_head_cdc_loss(cdc, out_a, out_b), 'c_max_abs': c_max_abs}
-    values = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])._asdict()
-    return {'loss': values.pop('total'), **values, 'c_max_abs': c_max_abs}
+    result = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])
+    extra_metrics = {'c_max_abs': c_max_abs}
   elif method == 'cc':
     result = losses.cc_loss(
         out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),
@@ -151,7 +152,7 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
   else:
     raise ValueError(f'config.method={method!r}; allowed: {METHODS}')
   values = result._asdict()
-  return {'loss': values.pop('total'), **values}
+  return {'loss': values.pop('total'), **values, **extra_metrics}
 
 
 def _multi_head_cdc_loss(cdc, out_a: dict, out_b: dict) -> dict:

@@ -68,7 +68,10 @@ def swav_exp_sinkhorn(scores: jax.Array, epsilon: float = 0.05,
   `distributed_sinkhorn` does, on exp(S / eps) with no shift. SwAV's scores
   are cosines (|S| <= 1, exp(20) at eps 0.05), so this is safe there; with
   unnormalised c (the CDC paper's "without norm" ablation) exp overflows to
-  inf once S > 88 * eps (4.4 at eps 0.05) and the codes become NaN. Kept to
+  inf once S > 88 * eps (4.4 at eps 0.05) and the codes become NaN; sooner,
+  once a whole cluster's scores sit about 83 * eps below the top ones, its
+  column of Q / sum(Q) falls below float32's smallest normal, the CPU
+  flushes it to 0 and 0 / 0 is NaN (|S| of about 2.2 can do it). Kept to
   reproduce that ablation; `sinkhorn` is the stable default.
   """
   scores = jax.lax.stop_gradient(scores).astype(jnp.float32)

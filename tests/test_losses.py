@@ -236,6 +236,27 @@ def test_swav_exp_sinkhorn_overflows_where_the_log_form_does_not():
   assert np.isfinite(losses.sinkhorn(scores, 0.05, 3)).all()
 
 
+@pytest.mark.skipif(jax.default_backend() != 'cpu',
+                    reason='flush-to-zero of float32 subnormals is the CPU '
+                           "backend's behaviour, measured there")
+def test_swav_exp_sinkhorn_underflows_a_cluster_before_any_score_overflows():
+  # Every |S| <= 2.4, below the 88.7 * eps = 4.4 where exp overflows, but one
+  # cluster sits 4.8 below the top scores: after Q / sum(Q) its column is
+  # below float32's smallest normal, flushed to 0, and 0 / 0 is NaN.
+  scores = np.random.default_rng(5).uniform(-1, 1, (256, 10)).astype(
+      np.float32)
+  scores[:, 3] = -2.4
+  scores[:64, 0] = 2.4
+  assert np.isnan(losses.swav_exp_sinkhorn(scores, 0.05, 3)).all()
+  assert np.isfinite(losses.sinkhorn(scores, 0.05, 3)).all()
+  # A range of 3 (60 * eps) is still inside float32 for the exp form.
+  scores[:, 3] = -1.5
+  scores[:64, 0] = 1.5
+  np.testing.assert_allclose(losses.swav_exp_sinkhorn(scores, 0.05, 3),
+                             losses.sinkhorn(scores, 0.05, 3), rtol=1e-3,
+                             atol=1e-6)
+
+
 def test_cdc_loss_without_norm_is_nan_with_exp_sinkhorn_only(views):
   c_a, s_a, c_b, s_b = views
   big = [np.asarray(c) * 100 for c in (c_a, c_b)]

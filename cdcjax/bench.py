@@ -21,7 +21,8 @@ InfoNCE) with the same config, seeds and budget, and prints a table with the
 clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
 linear-probe ACC (mean +- std over the seeds, and each seed's ACC). A run
 that stops on a non-finite loss is reported as diverged, with the step, from
-its error message; a variant with a diverged seed gets no mean.
+its error message; any other error as failed, with its message; a variant
+with a diverged or failed seed gets no mean.
 `--jobs=N` runs N trainings at once (`train`, `digits`, `ablations`): small
 models leave cores idle, but wall times measured side by side are not the
 ones measured alone.
@@ -35,6 +36,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -156,14 +158,25 @@ def _mean_std(values, digits: int) -> str:
   return f'{values.mean():.{digits}f} ± {values.std():.{digits}f}'
 
 
+_DIVERGED_AT = re.compile(r'non-finite loss at step (\d+)')
+
+
 def ablation_row(name: str, results) -> str:
   """One table row from a variant's runs (one dict per seed, or one dict)."""
   if isinstance(results, dict):
     results = [results]
   failures = [r['failure'] for r in results if 'failure' in r]
   if failures:
-    return (f'| {name} | diverged in {len(failures)} of {len(results)} '
-            f'runs: {failures[0][:120]} | | | |')
+    # Only the trainer's non-finite-loss stop is a divergence; any other
+    # error (a bad override, a crash) is reported as a failure, in full.
+    steps = [_DIVERGED_AT.search(f) for f in failures]
+    if all(steps):
+      return (f'| {name} | diverged in {len(failures)} of {len(results)} '
+              'runs (non-finite loss at step '
+              f'{", ".join(m.group(1) for m in steps)}) | | | |')
+    other = next(f for f, m in zip(failures, steps) if not m)
+    return (f'| {name} | failed in {len(failures)} of {len(results)} runs: '
+            f'{other} | | | |')
   acc = _mean_std([r['acc'] for r in results], 4)
   if len(results) > 1:
     acc += ' (' + ' / '.join(f'{r["acc"]:.4f}' for r in results) + ')'

@@ -42,7 +42,15 @@ def test_ablation_variants_are_valid_and_change_one_thing(name):
 def test_ablation_row_reports_failures_as_failures():
   row = bench.ablation_row('without normalisation of c', {
       'failure': 'error: non-finite loss at step 50', 'wall_s': 1.0})
-  assert 'diverged' in row and 'step 50' in row
+  assert 'diverged in 1 of 1 runs (non-finite loss at step 50)' in row
+  # Any other error is a failure, not a divergence, and keeps its message.
+  message = ('error: config.loss.sinkhorn_arithmetic=' + "'x'" * 60 +
+             '; allowed: log, exp')
+  row = bench.ablation_row('without normalisation of c', [
+      {'failure': 'error: non-finite loss at step 50', 'wall_s': 1.0},
+      {'failure': message, 'wall_s': 1.0}])
+  assert 'diverged' not in row
+  assert f'failed in 2 of 2 runs: {message} |' in row
   row = bench.ablation_row('full CDC', {
       'acc': 0.9, 'nmi': 0.8, 'cluster_size_entropy': 0.99,
       'linear_probe': {'acc': 0.95}})

@@ -46,6 +46,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from cdcjax.errors import NON_FINITE_LOSS_AT_STEP
+
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds to run.')
 _CONFIG = flags.DEFINE_string('config', 'configs/digits_cdc.py',
                               'Config file to run.')
@@ -158,7 +160,7 @@ def _mean_std(values, digits: int) -> str:
   return f'{values.mean():.{digits}f} ± {values.std():.{digits}f}'
 
 
-_DIVERGED_AT = re.compile(r'non-finite loss at step (\d+)')
+_DIVERGED_AT = re.compile(re.escape(NON_FINITE_LOSS_AT_STEP) + r' (\d+)')
 
 
 def ablation_row(name: str, results) -> str:

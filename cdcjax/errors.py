@@ -1,6 +1,11 @@
 """The error a training run stops with when it cannot go on."""
 
 
+# How a diverged run's error message starts (train.py), followed by the step;
+# bench.py reads the step back from it.
+NON_FINITE_LOSS_AT_STEP = 'non-finite loss at step'
+
+
 class TrainingFailure(RuntimeError):
   """A run that cannot continue (bad input, diverged loss, mismatched
   checkpoint); main.py prints its message as one line, without a traceback."""

@@ -32,7 +32,7 @@ from cdcjax import evaluation
 from cdcjax import folders
 from cdcjax import methods
 from cdcjax import optimizers
-from cdcjax.errors import TrainingFailure
+from cdcjax.errors import NON_FINITE_LOSS_AT_STEP, TrainingFailure
 
 # Fields that may differ when resuming a run (they do not change what a step
 # computes, or they extend the run).
@@ -408,7 +408,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 f'No checkpoint had been saved yet in {workdir} (every '
                 f'{config.checkpoint_every_steps} steps)')
         raise TrainingFailure(
-            f'non-finite loss at step {step} ({metrics}); stopped. {kept}')
+            f'{NON_FINITE_LOSS_AT_STEP} {step} ({metrics}); stopped. '
+            f'{kept}')
     if log_now:
       elapsed = time.time() - interval_start
       rate = interval_steps / max(elapsed, 1e-9)

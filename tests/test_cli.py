@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from cdcjax import bench
 from cdcjax import config_common
 from configs import digits_cdc
 
@@ -57,6 +58,10 @@ def test_bad_values_fail_fast_and_leave_workdir_alone(tmp_path, field, value,
   errors = _error_lines(result)
   assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
+  # bench ablations reads this real message as a divergence, with its step.
+  step = errors[0].split('non-finite loss at step ')[1].split()[0]
+  assert (f'diverged in 1 of 1 runs (non-finite loss at step {step})' in
+          bench.ablation_row('row', {'failure': errors[0], 'wall_s': 1.0}))
   assert _snapshot(workdir) == before
 
 

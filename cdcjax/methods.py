@@ -123,10 +123,10 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
     c_max_abs = jax.lax.stop_gradient(jnp.maximum(
         jnp.max(jnp.abs(out_a[c_key])), jnp.max(jnp.abs(out_b[c_key])))
                                       ).astype(jnp.float32)
-    if c_key == 'c_heads':
-      return {**_multi_head_cdc_loss(cdc, out_a, out_b), 'c_max_abs': c_max_abs}
-    result = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])
     extra_metrics = {'c_max_abs': c_max_abs}
+    if c_key == 'c_heads':
+      return {**_multi_head_cdc_loss(cdc, out_a, out_b), **extra_metrics}
+    result = cdc(out_a['c'], out_a['s'], out_b['c'], out_b['s'])
   elif method == 'cc':
     result = losses.cc_loss(
         out_a['s'], out_b['s'], jax.nn.softmax(out_a['c'].astype(jnp.float32)),

@@ -58,10 +58,6 @@ def test_bad_values_fail_fast_and_leave_workdir_alone(tmp_path, field, value,
   errors = _error_lines(result)
   assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
-  # bench ablations reads this real message as a divergence, with its step.
-  step = errors[0].split('non-finite loss at step ')[1].split()[0]
-  assert (f'diverged in 1 of 1 runs (non-finite loss at step {step})' in
-          bench.ablation_row('row', {'failure': errors[0], 'wall_s': 1.0}))
   assert _snapshot(workdir) == before
 
 
@@ -268,6 +264,10 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
   # Diverged before the first save (every 4 steps): no 'step None'.
   assert 'No checkpoint had been saved yet' in errors[0], errors[0]
   assert 'Traceback' not in result.stderr
+  # bench ablations reads this real message as a divergence, with its step.
+  step = errors[0].split('non-finite loss at step ')[1].split()[0]
+  assert (f'diverged in 1 of 1 runs (non-finite loss at step {step})' in
+          bench.ablation_row('row', {'failure': errors[0], 'wall_s': 1.0}))
 
 
 def test_divergence_after_a_save_names_and_keeps_that_checkpoint(

@@ -112,24 +112,27 @@ def load_converted_backbone(init_from: str, state):
   return state.replace(params=params, batch_stats=batch_stats)
 
 
-def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
+def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
+                 skip: tuple[str, ...] = ()):
   """Parameters and BatchNorm statistics from the newest checkpoint of the
   workdir `init_from` (optimiser state and step start fresh), or the backbone
   of a converted PyTorch checkpoint (a directory with variables/). Every
   parameter must be present with the same shape; extra ones are an error.
   The top-level modules named in `fresh` keep `state`'s initialisation and
-  may be missing from the source."""
+  may be missing from the source; those named in `skip` are the source's
+  modules that are not loaded (another method's head, e.g. CD's
+  'feature_predictor' when CDC's heads start from a CD run)."""
   unknown = sorted(set(fresh) - set(state.params))
   if unknown:
     raise TrainingFailure(
         f'config.init_fresh names {unknown}, which this model does not have; '
         f'allowed: {sorted(state.params)}')
   if os.path.isdir(os.path.join(init_from, 'variables')):
-    if fresh:
+    if fresh or skip:
       raise TrainingFailure(
-          f'config.init_fresh={tuple(fresh)} with a converted backbone in '
-          f'{init_from!r}: only the backbone is loaded there, the heads are '
-          'fresh already')
+          f'config.init_fresh={tuple(fresh)}, config.init_skip={tuple(skip)} '
+          f'with a converted backbone in {init_from!r}: only the backbone is '
+          'loaded there, the heads are fresh already')
     return load_converted_backbone(init_from, state)
   directory = os.path.abspath(os.path.join(init_from, 'checkpoints'))
   manager = ocp.CheckpointManager(directory)
@@ -142,6 +145,13 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = ()):
   manager.close()
   loaded = {'params': restored['params'],
             'batch_stats': restored['batch_stats']}
+  not_in_source = sorted(set(skip) - set(loaded['params']))
+  if not_in_source:
+    raise TrainingFailure(
+        f'config.init_skip names {not_in_source}, which {init_from!r} does '
+        f'not have; its modules: {sorted(loaded["params"])}')
+  loaded = {collection: {k: v for k, v in tree.items() if k not in skip}
+            for collection, tree in loaded.items()}
   if restored.get('head_losses') is not None and state.head_losses is None:
     loaded = _keep_selected_head(loaded, restored['head_losses'], init_from)
   expected = {'params': state.params, 'batch_stats': state.batch_stats}

@@ -51,6 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
   # initialisation instead of init_from's weights: a two-stage recipe trains
   # a new cluster head on an already trained backbone.
   c.init_fresh = ()
+  # Top-level modules of init_from's checkpoint that are not loaded: another
+  # method's head (CD's 'feature_predictor' under CDC's heads).
+  c.init_skip = ()
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'digits'
@@ -291,6 +294,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(not c.init_fresh or c.init_from, 'init_fresh', tuple(c.init_fresh),
            'only applies with init_from set (the trained workdir whose other '
            'modules the run starts from)')
+  _require(not c.init_skip or c.init_from, 'init_skip', tuple(c.init_skip),
+           'only applies with init_from set (the trained workdir whose '
+           'modules it names)')
   try:
     evaluators.check_evaluators(tuple(c.evaluators),
                                 methods.has_cluster_head(c), c.method)

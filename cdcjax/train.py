@@ -373,7 +373,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       manager, trainer.state, None if finished else batches)
   if start_step == 0 and config.init_from:
     trainer.state = checkpoints.load_weights(
-        config.init_from, trainer.state, tuple(config.get('init_fresh', ())))
+        config.init_from, trainer.state, tuple(config.get('init_fresh', ())),
+        tuple(config.get('init_skip', ())))
     if trainer.state.ema_params is not None:  # The momentum copy starts equal.
       trainer.state = trainer.state.replace(
           ema_params=jax.tree.map(jnp.copy, trainer.state.params))

@@ -69,10 +69,12 @@ def test_fresh_modules_keep_their_initialisation(tmp_path):
     checkpoints.load_weights(str(converted), new, ('cluster_head',))
 
 
-def test_init_fresh_needs_init_from():
+@pytest.mark.parametrize('field,value', [('init_fresh', ('cluster_head',)),
+                                         ('init_skip', ('feature_predictor',))])
+def test_init_fields_need_init_from(field, value):
   config = digits_cdc.get_config('tiny')
-  config.init_fresh = ('cluster_head',)
-  with pytest.raises(config_common.ConfigError, match='init_fresh'):
+  config[field] = value
+  with pytest.raises(config_common.ConfigError, match=field):
     config_common.validate(config, 1)
   config.init_from = '/some/run'
   config_common.validate(config, 1)
@@ -114,3 +116,30 @@ def test_fresh_head_may_have_another_shape_in_the_source(tmp_path):
   assert _same(loaded.params['cluster_head'], new.params['cluster_head'])
   with pytest.raises(TrainingFailure, match='cluster_head.*has shape'):
     checkpoints.load_weights(str(tmp_path), new)
+
+
+def test_cdc_heads_start_from_a_cd_run_without_its_predictor(tmp_path):
+  """CD's checkpoint has a 'feature_predictor' that CDC's model lacks:
+  init_skip leaves it unloaded, and the rest loads as from a SimCLR run."""
+  cd = config_common.set_method(config_common.digits('tiny'), 'cd', 'tiny')
+  trained = _trainer(0, cd).state
+  assert 'feature_predictor' in trained.params
+  _save(tmp_path, trained)
+  new = _trainer(1).state
+
+  loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',),
+                                    ('feature_predictor',))
+  for name in ('backbone', 'instance_head'):
+    assert _same(loaded.params[name], trained.params[name]), name
+    assert _same(loaded.batch_stats[name], trained.batch_stats[name]), name
+  assert _same(loaded.params['cluster_head'], new.params['cluster_head'])
+  assert 'feature_predictor' not in loaded.params
+  # Without init_skip the extra module is an error naming it.
+  with pytest.raises(TrainingFailure, match=r'unexpected.*feature_predictor'):
+    checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))
+  # A skipped name the source does not have is an error listing its modules.
+  with pytest.raises(TrainingFailure, match=r"\['predictor'\].*its modules: "
+                     r".*'feature_predictor'"):
+    checkpoints.load_weights(str(tmp_path), new, ('cluster_head',),
+                             ('predictor',))
+

@@ -92,19 +92,25 @@ def _flat(config, prefix=''):
   return out
 
 
-@pytest.mark.parametrize('data,measured', [
+@pytest.mark.parametrize('data,stage1,measured', [
     # README, "CDC's heads on a frozen SimCLR backbone": the runs' settings.
-    ('digits', {'init_fresh': ('cluster_head',), 'model.freeze_backbone': True,
-                'num_epochs': 600, 'loss.sinkhorn_iters': 10}),
-    ('usps', {'init_fresh': ('cluster_head',), 'model.freeze_backbone': True,
-              'loss.sinkhorn_balance': 0.5}),
+    ('digits', 'simclr', {'init_fresh': ('cluster_head',),
+                          'model.freeze_backbone': True, 'num_epochs': 600,
+                          'loss.sinkhorn_iters': 10}),
+    ('usps', 'simclr', {'init_fresh': ('cluster_head',),
+                        'model.freeze_backbone': True,
+                        'loss.sinkhorn_balance': 0.5}),
+    ('usps', 'cd', {'init_fresh': ('cluster_head',),
+                    'init_skip': ('feature_predictor',),
+                    'model.freeze_backbone': True,
+                    'loss.sinkhorn_balance': 0.5}),
 ])
 def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
-    data, measured):
+    data, stage1, measured):
   scratch = _flat(_load(os.path.join(REPO_ROOT, 'configs',
                                      f'{data}_cdc.py')).get_config())
   two_stage = _flat(_load(os.path.join(
-      REPO_ROOT, 'configs', f'{data}_cdc_on_simclr.py')).get_config())
+      REPO_ROOT, 'configs', f'{data}_cdc_on_{stage1}.py')).get_config())
   assert scratch.keys() == two_stage.keys()
   changed = {k: two_stage[k] for k in scratch
              if scratch[k] != two_stage[k]}

@@ -150,18 +150,14 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
     raise TrainingFailure(
         f'config.init_skip names {not_in_source}, which {init_from!r} does '
         f'not have; its modules: {sorted(loaded["params"])}')
-  loaded = {collection: {k: v for k, v in tree.items() if k not in skip}
-            for collection, tree in loaded.items()}
+  loaded = _without_modules(loaded, skip)
   if restored.get('head_losses') is not None and state.head_losses is None:
     loaded = _keep_selected_head(loaded, restored['head_losses'], init_from)
   expected = {'params': state.params, 'batch_stats': state.batch_stats}
   # Modules kept fresh need not exist in the source: a CDC model can start
   # from an instance-only (SimCLR-style) run, which has no cluster head.
-  without_fresh = lambda variables: {
-      collection: {k: v for k, v in tree.items() if k not in fresh}
-      for collection, tree in variables.items()}
-  kept = without_fresh(loaded)
-  check_same_tree(kept, without_fresh(expected), init_from)
+  kept = _without_modules(loaded, fresh)
+  check_same_tree(kept, _without_modules(expected, fresh), init_from)
   loaded = {collection: {**kept[collection],
                          **{k: v for k, v in tree.items() if k in fresh}}
             for collection, tree in expected.items()}
@@ -173,6 +169,12 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
       params=jax.tree.map(cast, loaded['params'], state.params),
       batch_stats=jax.tree.map(cast, loaded['batch_stats'],
                                state.batch_stats))
+
+
+def _without_modules(variables: dict, names) -> dict:
+  """`variables` ({collection: {module: tree}}) without the named modules."""
+  return {collection: {k: v for k, v in tree.items() if k not in names}
+          for collection, tree in variables.items()}
 
 
 def _keep_selected_head(variables: dict, head_losses, source: str) -> dict:

@@ -91,6 +91,18 @@ def equipartition_weight(config, progress=None):
   return lam * jnp.clip(progress / warmup, 0.0, 1.0)
 
 
+def sinkhorn_balance(config, progress=None):
+  """The unbalanced-Sinkhorn balance: `loss.sinkhorn_balance`, then
+  `loss.sinkhorn_balance_final` from progress `loss.sinkhorn_balance_final_from`
+  on (progress in [0, 1], may be traced)."""
+  lc = config.loss
+  if (progress is None or lc.sinkhorn_balance_final_from >= 1
+      or lc.sinkhorn_balance_final == lc.sinkhorn_balance):
+    return lc.sinkhorn_balance
+  return jnp.where(progress >= lc.sinkhorn_balance_final_from,
+                   lc.sinkhorn_balance_final, lc.sinkhorn_balance)
+
+
 def loss(config, out_a: dict, out_b: dict, progress=None,
          momentum_outputs=None) -> dict:
   """The method's loss on the outputs for views a and b of one global batch.
@@ -113,7 +125,7 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         equipartition_weight=equipartition_weight(config, progress),
         sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
         sinkhorn_target=lc.sinkhorn_target,
-        sinkhorn_balance=lc.sinkhorn_balance,
+        sinkhorn_balance=sinkhorn_balance(config, progress),
         sinkhorn_arithmetic=lc.sinkhorn_arithmetic, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
         **moco)

@@ -114,6 +114,21 @@ def test_validate_names_fields():
   with pytest.raises(config_common.ConfigError,
                      match=r"loss.sinkhorn_balance=0.5.*'exp'"):
     config_common.validate(config, 1)
+  config.loss.sinkhorn_balance = 1.0
+  config.loss.sinkhorn_balance_final = 0.1
+  config_common.validate(config, 1)  # Never reached: final_from is 1.
+  config.loss.sinkhorn_balance_final_from = 0.5
+  with pytest.raises(config_common.ConfigError,
+                     match=r"loss.sinkhorn_balance_final=0.1.*'exp'"):
+    config_common.validate(config, 1)
+  for field, value, allowed in (('sinkhorn_balance_final', 0.0, r'\(0, 1\]'),
+                                ('sinkhorn_balance_final_from', 1.5,
+                                 r'\[0, 1\]')):
+    config = digits_cdc.get_config()
+    config.loss[field] = value
+    with pytest.raises(config_common.ConfigError,
+                       match=rf'loss.{field}={value}.*{allowed}'):
+      config_common.validate(config, 1)
 
 
 def _records(workdir):

@@ -2,10 +2,10 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from cdcjax import config_common
 from cdcjax import losses
 from cdcjax import methods
 
@@ -345,21 +345,19 @@ def test_cdc_loss_passes_sinkhorn_balance(views):
 def test_sinkhorn_balance_switches_to_its_final_value(views):
   """methods.loss uses loss.sinkhorn_balance before final_from and
   loss.sinkhorn_balance_final from then on, also with a traced progress."""
-  config = ml_collections.ConfigDict(dict(
-      method='cdc', model=dict(num_cluster_heads=1),
-      loss=dict(temperature=0.2, cluster_temperature=0.1,
-                equipartition_weight=1.0, equipartition_warmup_fraction=0.0,
-                sinkhorn_epsilon=0.05, sinkhorn_iters=3,
-                sinkhorn_target='swapped', sinkhorn_balance=0.5,
-                sinkhorn_balance_final=0.1, sinkhorn_balance_final_from=0.6,
-                sinkhorn_arithmetic='log', normalize_c=True, use_infonce=True,
-                use_equipartition=True, contrast='in_batch')))
+  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+                                    'tiny')
+  config.loss.update(equipartition_warmup_fraction=0.0, sinkhorn_balance=0.5,
+                     sinkhorn_balance_final=0.1,
+                     sinkhorn_balance_final_from=0.6)
+  lc = config.loss
   c_a, s_a, c_b, s_b = views
   outputs = ({'c': c_a, 's': s_a}, {'c': c_b, 's': s_b})
-  kwargs = dict(temperature=0.2, cluster_temperature=0.1)
-  expected = {b: float(losses.cdc_loss(c_a, s_a, c_b, s_b,
-                                       sinkhorn_balance=b, **kwargs).total)
-              for b in (0.5, 0.1)}
+  expected = {b: float(losses.cdc_loss(
+      c_a, s_a, c_b, s_b, temperature=lc.temperature,
+      cluster_temperature=lc.cluster_temperature,
+      sinkhorn_epsilon=lc.sinkhorn_epsilon, sinkhorn_iters=lc.sinkhorn_iters,
+      sinkhorn_balance=b).total) for b in (0.5, 0.1)}
   assert abs(expected[0.5] - expected[0.1]) > 1e-4
   total = jax.jit(lambda p: methods.loss(config, *outputs, progress=p)['loss'])
   for progress, balance in ((0.0, 0.5), (0.59, 0.5), (0.6, 0.1), (0.99, 0.1)):

@@ -8,6 +8,7 @@ process), so a resumed run reads exactly the batches it would have read.
 
 import dataclasses
 import os
+import re
 
 from absl import logging
 import grain
@@ -119,7 +120,8 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
   of a converted PyTorch checkpoint (a directory with variables/). Every
   parameter must be present with the same shape; extra ones are an error.
   The top-level modules named in `fresh` keep `state`'s initialisation and
-  may be missing from the source; those named in `skip` are the source's
+  may be missing from the source ('cluster_head' covers every cluster head of
+  a multi-head model); those named in `skip` are the source's
   modules that are not loaded (another method's head, e.g. CD's
   'feature_predictor' when CDC's heads start from a CD run)."""
   unknown = sorted(set(fresh) - set(state.params))
@@ -127,6 +129,7 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
     raise TrainingFailure(
         f'config.init_fresh names {unknown}, which this model does not have; '
         f'allowed: {sorted(state.params)}')
+  fresh = _with_every_cluster_head(fresh, state.params)
   if os.path.isdir(os.path.join(init_from, 'variables')):
     if fresh or skip:
       raise TrainingFailure(
@@ -169,6 +172,19 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
       params=jax.tree.map(cast, loaded['params'], state.params),
       batch_stats=jax.tree.map(cast, loaded['batch_stats'],
                                state.batch_stats))
+
+
+def _with_every_cluster_head(fresh, modules) -> tuple[str, ...]:
+  """'cluster_head' in init_fresh stands for every cluster head of a
+  multi-head model ('cluster_head_1', ...): a two-stage config names one head
+  and keeps working with model.num_cluster_heads > 1."""
+  fresh = tuple(fresh)
+  if 'cluster_head' not in fresh:
+    return fresh
+  others = sorted((m for m in modules
+                   if re.fullmatch(r'cluster_head_\d+', m) and m not in fresh),
+                  key=lambda m: int(m.rsplit('_', 1)[1]))
+  return fresh + tuple(others)
 
 
 def _without_modules(variables: dict, names) -> dict:

@@ -143,3 +143,26 @@ def test_cdc_heads_start_from_a_cd_run_without_its_predictor(tmp_path):
     checkpoints.load_weights(str(tmp_path), new, ('cluster_head',),
                              ('predictor',))
 
+
+def test_cluster_head_names_every_head_of_a_multi_head_model(tmp_path):
+  """The two-stage configs name 'cluster_head' only; with
+  model.num_cluster_heads = 3 all three heads start fresh from a SimCLR run."""
+  simclr = config_common.set_method(config_common.digits('tiny'), 'simclr',
+                                    'tiny')
+  trained = _trainer(0, simclr).state
+  _save(tmp_path, trained)
+  config = digits_cdc.get_config('tiny')
+  config.model.num_cluster_heads = 3
+  new = _trainer(1, config).state
+  heads = ('cluster_head', 'cluster_head_1', 'cluster_head_2')
+  assert set(heads) <= set(new.params)
+
+  loaded = checkpoints.load_weights(str(tmp_path), new, ('cluster_head',))
+  for name in heads:
+    assert _same(loaded.params[name], new.params[name]), name
+    assert _same(loaded.batch_stats[name], new.batch_stats[name]), name
+  for name in ('backbone', 'instance_head'):
+    assert _same(loaded.params[name], trained.params[name]), name
+  # Naming every head is the same.
+  every = checkpoints.load_weights(str(tmp_path), new, heads)
+  assert _same(every.params, loaded.params)

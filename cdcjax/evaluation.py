@@ -49,14 +49,20 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
 
 
 def _cluster_heads(trainer, embeddings, labels) -> dict:
-  """Every cluster head's ACC beside its average loss: shows whether the
-  lowest-loss head (the one that predicts) is the best one."""
+  """Every cluster head's ACC beside its average loss and its mean NMI with
+  the other heads' partitions: shows whether the lowest-loss head (the one
+  that predicts), or the most agreed-with one, is the best one."""
   head_losses = np.asarray(jax.device_get(trainer.state.head_losses))
   out = {'selected': int(methods.selected_head(head_losses)),
          'average_loss': [round(float(v), 4) for v in head_losses]}
-  scores = [metrics_lib.clustering_metrics(np.argmax(c, axis=1), labels,
+  partitions = [np.argmax(c, axis=1)
+                for c in np.moveaxis(embeddings['c_heads'], 1, 0)]
+  # Unsupervised alternative to the loss rule, logged to be measured.
+  out['agreement_nmi'] = [round(v, 4)
+                          for v in metrics_lib.mean_agreement(partitions)]
+  scores = [metrics_lib.clustering_metrics(p, labels,
                                           trainer.config.num_clusters)
-            for c in np.moveaxis(embeddings['c_heads'], 1, 0)]
+            for p in partitions]
   if all('acc' in s for s in scores):  # Labelled data.
     out['acc'] = [round(s['acc'], 4) for s in scores]
   return out

@@ -45,6 +45,21 @@ def cluster_size_entropy(sizes: np.ndarray) -> float:
   return float(-(p * np.log(p)).sum() / np.log(len(sizes)))
 
 
+def mean_agreement(partitions) -> list[float]:
+  """Each partition's mean NMI with the other partitions of the same images
+  (no labels needed): the partition the others agree with most is the
+  consensus of an ensemble (several cluster heads)."""
+  partitions = [np.asarray(p, dtype=np.int64) for p in partitions]
+  if len(partitions) < 2:
+    raise ValueError(f'need at least 2 partitions, got {len(partitions)}')
+  nmi = np.eye(len(partitions))
+  for i in range(len(partitions)):
+    for j in range(i + 1, len(partitions)):
+      nmi[i, j] = nmi[j, i] = sk_metrics.normalized_mutual_info_score(
+          partitions[i], partitions[j])
+  return [float((row.sum() - 1.0) / (len(row) - 1)) for row in nmi]
+
+
 def clustering_metrics(predictions: np.ndarray, labels: np.ndarray,
                        num_clusters: int) -> dict:
   predictions = np.asarray(predictions, dtype=np.int64)

@@ -55,3 +55,34 @@ def test_majority_class_shows_merges_splits_and_empty_clusters():
   out = metrics.clustering_metrics(predictions, labels, num_clusters=4)
   assert out['cluster_majority_class'] == [0, 0, 1, -1]
   assert out['contingency'] == [[2, 0, 0], [2, 0, 0], [0, 2, 2], [0, 0, 0]]
+
+
+def _np_nmi(a, b):
+  """NMI with the arithmetic-mean normalisation, from its definition."""
+  joint = np.zeros((a.max() + 1, b.max() + 1))
+  np.add.at(joint, (a, b), 1.0)
+  joint /= joint.sum()
+  pa, pb = joint.sum(1), joint.sum(0)
+  nz = joint > 0
+  mi = (joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum()
+  entropy = lambda p: -(p[p > 0] * np.log(p[p > 0])).sum()
+  return mi / ((entropy(pa) + entropy(pb)) / 2)
+
+
+def test_mean_agreement_is_each_partitions_mean_nmi_with_the_others():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 4, 300)
+  relabelled = rng.permutation(4)[labels]  # The same partition.
+  noisy = np.where(rng.random(300) < 0.3, rng.integers(0, 4, 300), labels)
+  unrelated = rng.integers(0, 4, 300)
+  partitions = [labels, relabelled, noisy, unrelated]
+  agreement = metrics.mean_agreement(partitions)
+  for i, p in enumerate(partitions):
+    expected = np.mean([_np_nmi(p, q) for j, q in enumerate(partitions)
+                        if j != i])
+    assert agreement[i] == pytest.approx(expected, abs=1e-9)
+  # The two copies agree most, the unrelated partition least.
+  assert agreement[0] == pytest.approx(agreement[1])
+  assert agreement[0] > agreement[2] > agreement[3]
+  with pytest.raises(ValueError, match='at least 2 partitions, got 1'):
+    metrics.mean_agreement([labels])

@@ -11,6 +11,7 @@ from cdcjax import checkpoints
 from cdcjax import config_common
 from cdcjax import data
 from cdcjax import methods
+from cdcjax import metrics as metrics_lib
 from cdcjax import models
 from cdcjax import train
 
@@ -105,6 +106,10 @@ def test_running_head_losses_pick_the_predicting_head():
   result = trainer.evaluate(source_eval)
   assert result['cluster_heads']['selected'] == best
   assert len(result['cluster_heads']['acc']) == 3
+  agreement = result['cluster_heads']['agreement_nmi']
+  partitions = [np.argmax(c, axis=1) for c in np.moveaxis(out['c_heads'], 1, 0)]
+  np.testing.assert_allclose(agreement, metrics_lib.mean_agreement(partitions),
+                             atol=1e-4)
 
 
 def test_self_labeling_starts_from_the_selected_head():

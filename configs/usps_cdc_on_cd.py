@@ -13,7 +13,8 @@ cluster head starts fresh:
 
 Tiny variant (CI): configs/usps_cdc_on_cd.py:tiny. As configs/usps_cdc_on_simclr.py
 (frozen backbone, 3 Sinkhorn iterations, loss.sinkhorn_balance = 0.5), but
-3,000 steps, and for the last third the balance drops to 0.1: the head first
+five cluster heads, 3,000 steps, and for the last third the balance drops to
+0.1: the head first
 settles in a one-to-one partition under near-equal cluster sizes, then each
 cluster grows or shrinks to its class's size (USPS's test classes run from
 147 to 359 images; with equal sizes ACC cannot exceed 0.8896). lambda ramps
@@ -23,8 +24,11 @@ Why CD: on USPS, k-means on CD's feature predictions scores 0.9517, against
 
 Expected (test split; stage 1 seed 0; 2-core x86_64 CPU, jax 0.10.2, other
 runs sharing it; README, "CDC's heads on a frozen CD backbone"): stage 1
-k-means on CD's feature predictions 0.9512; stage 2, CDC's head, seeds
-0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +- 0.073); rerun on a later
+k-means on CD's feature predictions 0.9512-0.9517; stage 2 as configured
+(five heads), seeds 0 / 1 / 2: ACC 0.9482 / 0.9537 / 0.9522 (0.9514 +-
+0.0023; commit 701f093 with the head count as an override). With five heads
+on an earlier machine (7831bc9) seeds 0 / 1 gave 0.9482 / 0.8087.
+With one head, seeds 0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +- 0.073); rerun on a later
 machine of the same kind (commit 48bc2e0): 0.7957 / 0.9482 / 0.8022, so 3 of
 6 runs above 0.93 (0.872 +- 0.076). A failing head splits the zeros over two
 clusters and merges two other classes by step 1,000, which no balance (0.1,
@@ -47,4 +51,8 @@ def get_config(arg: str | None = None):
   c.loss.equipartition_warmup_fraction = 0.4667
   c.loss.sinkhorn_balance_final_from = 0.6667
   c.loss.sinkhorn_balance_final = 0.1
+  # Five cluster heads, the lowest running loss predicts: one head splits the
+  # zeros and merges two classes on about half the seeds; of five, the
+  # selected one passed 0.93 on 4 of 5 runs (README).
+  c.model.num_cluster_heads = 5
   return c

@@ -106,7 +106,8 @@ def _flat(config, prefix=''):
                     'loss.sinkhorn_balance': 0.5, 'total_steps': 3000,
                     'loss.equipartition_warmup_fraction': 0.4667,
                     'loss.sinkhorn_balance_final': 0.1,
-                    'loss.sinkhorn_balance_final_from': 0.6667}),
+                    'loss.sinkhorn_balance_final_from': 0.6667,
+                    'model.num_cluster_heads': 5}),
 ])
 def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
     data, stage1, measured):

@@ -29,7 +29,8 @@ k-means on CD's feature predictions 0.9512-0.9517; stage 2 as configured
 0.0023; commit 701f093 with the head count as an override). On stage 1
 seed 1 (k-means 0.9567): 0.8067 / 0.8047 / 0.8042, the fours and nines merged
 (the lowest loss missed a 0.94-0.95 head on seeds 1 and 2), so USPS's 0.93 is
-not met. With five heads on an earlier machine (7831bc9), stage 1 seed 0,
+not met (one head there: 0.8077 / 0.8017 / 0.8759). With five heads on an
+earlier machine (7831bc9), stage 1 seed 0,
 seeds 0 / 1 gave 0.9482 / 0.8087.
 With one head, seeds 0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +- 0.073); rerun on a later
 machine of the same kind (commit 48bc2e0): 0.7957 / 0.9482 / 0.8022, so 3 of
@@ -57,6 +58,6 @@ def get_config(arg: str | None = None):
   # Five cluster heads, the lowest running loss predicts: one head splits the
   # zeros and merges two classes on about half the seeds. Measured on CD seed
   # 0's backbone: 3 of 3 above 0.93 against 1 of 3 with one head; on CD seed
-  # 1's: 0 of 3 (README).
+  # 1's: 0 of 3 with either (README).
   c.model.num_cluster_heads = 5
   return c

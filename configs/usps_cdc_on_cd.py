@@ -35,8 +35,8 @@ seeds 0 / 1 gave 0.9482 / 0.8087.
 With one head, seeds 0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +- 0.073); rerun on a later
 machine of the same kind (commit 48bc2e0): 0.7957 / 0.9482 / 0.8022, so 3 of
 6 runs above 0.93 (0.872 +- 0.076). A failing head splits the zeros over two
-clusters and merges two other classes by step 1,000, which no balance (0.1,
-0.3) or ten Sinkhorn iterations fixed. Seed 0 without the drop (2,000 steps
+clusters and merges two other classes, which no balance (0.1, 0.3) or ten
+Sinkhorn iterations fixed. Seed 0 without the drop (2,000 steps
 at balance 0.5): 0.8949.
 """
 

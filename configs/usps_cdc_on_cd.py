@@ -14,11 +14,10 @@ cluster head starts fresh:
 Tiny variant (CI): configs/usps_cdc_on_cd.py:tiny. As configs/usps_cdc_on_simclr.py
 (frozen backbone, 3 Sinkhorn iterations, loss.sinkhorn_balance = 0.5), but
 five cluster heads, 3,000 steps, and for the last third the balance drops to
-0.1: the head first
-settles in a one-to-one partition under near-equal cluster sizes, then each
-cluster grows or shrinks to its class's size (USPS's test classes run from
-147 to 359 images; with equal sizes ACC cannot exceed 0.8896). lambda ramps
-over the first 1,400 steps.
+0.1: the head first settles in a one-to-one partition under near-equal
+cluster sizes, then each cluster grows or shrinks to its class's size (USPS's
+test classes run from 147 to 359 images; with equal sizes ACC cannot exceed
+0.8896). lambda ramps over the first 1,400 steps.
 Why CD: on USPS, k-means on CD's feature predictions scores 0.9517, against
 0.79 on SimCLR's head output (README, "USPS").
 
@@ -30,14 +29,13 @@ k-means on CD's feature predictions 0.9512-0.9517; stage 2 as configured
 seed 1 (k-means 0.9567): 0.8067 / 0.8047 / 0.8042, the fours and nines merged
 (the lowest loss missed a 0.94-0.95 head on seeds 1 and 2), so USPS's 0.93 is
 not met (one head there: 0.8077 / 0.8017 / 0.8759). With five heads on an
-earlier machine (7831bc9), stage 1 seed 0,
-seeds 0 / 1 gave 0.9482 / 0.8087.
-With one head, seeds 0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +- 0.073); rerun on a later
-machine of the same kind (commit 48bc2e0): 0.7957 / 0.9482 / 0.8022, so 3 of
-6 runs above 0.93 (0.872 +- 0.076). A failing head splits the zeros over two
-clusters and merges two other classes, which no balance (0.1, 0.3) or ten
-Sinkhorn iterations fixed. Seed 0 without the drop (2,000 steps
-at balance 0.5): 0.8949.
+earlier machine (7831bc9), stage 1 seed 0, seeds 0 / 1 gave 0.9482 / 0.8087.
+With one head, seeds 0 / 1 / 2: ACC 0.9507 / 0.7912 / 0.9427 (0.895 +-
+0.073); rerun on a later machine of the same kind (commit 48bc2e0): 0.7957 /
+0.9482 / 0.8022, so 3 of 6 runs above 0.93 (0.872 +- 0.076). A failing head
+splits the zeros over two clusters and merges two other classes, which no
+balance (0.1, 0.3) or ten Sinkhorn iterations fixed. Seed 0 without the drop
+(2,000 steps at balance 0.5): 0.8949.
 """
 
 from cdcjax import config_common

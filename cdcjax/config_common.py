@@ -111,6 +111,11 @@ def base_config() -> ml_collections.ConfigDict:
   # with its own CDC loss on [c_h; s], averaged) and predict with the one
   # whose running loss is lowest (SCAN's trick against a bad partition).
   c.model.num_cluster_heads = 1
+  # CDC: what the cluster heads read. 'features': the backbone's pooled
+  # output. 'cd_predictions': the sigmoid feature predictions of a trained CD
+  # run (init_from), whose instance projector and feature predictor stay
+  # frozen with the backbone; only the cluster heads train.
+  c.model.cluster_head_input = 'features'
   c.model.head_hidden_dims = (512,)
   c.model.instance_dim = 128
   c.model.num_features = 128  # F, CD's feature-predictor heads.
@@ -294,6 +299,25 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
                           and c.loss.contrast == 'in_batch'),
            'model.num_cluster_heads', heads, 'more than 1 needs method cdc '
            "with model.head_layout='two' and loss.contrast='in_batch'")
+  head_input = c.model.cluster_head_input
+  _require(head_input in models.CLUSTER_HEAD_INPUTS,
+           'model.cluster_head_input', head_input,
+           f'one of {models.CLUSTER_HEAD_INPUTS}')
+  if head_input == 'cd_predictions':
+    _require(c.method == 'cdc' and c.model.head_layout == 'two'
+             and c.loss.contrast == 'in_batch', 'model.cluster_head_input',
+             head_input, "needs method cdc with model.head_layout='two' and "
+             "loss.contrast='in_batch'")
+    _require(c.model.freeze_backbone and c.init_from,
+             'model.cluster_head_input', head_input,
+             'reads a trained CD run: set model.freeze_backbone=True and '
+             'init_from to the CD workdir')
+    reset = sorted(set(models.CD_PREDICTION_MODULES) &
+                   set(c.init_fresh) | set(models.CD_PREDICTION_MODULES) &
+                   set(c.init_skip))
+    _require(not reset, 'model.cluster_head_input', head_input,
+             f'loads {reset} from init_from: remove them from init_fresh '
+             'and init_skip')
   _require(c.model.num_features >= 1, 'model.num_features',
            c.model.num_features, 'must be >= 1')
   for group in ('cc', 'cd', 'simclr'):

@@ -206,6 +206,10 @@ class MLPHead(nn.Module):
 
 
 HEADS = ('cdc', 'cc', 'cd', 'instance')
+CLUSTER_HEAD_INPUTS = ('features', 'cd_predictions')
+# Modules a cluster_head_input of 'cd_predictions' keeps frozen (with the
+# backbone): CD's, loaded from init_from.
+CD_PREDICTION_MODULES = ('instance_head', 'feature_predictor')
 
 
 def cluster_head_name(index: int) -> str:
@@ -227,6 +231,13 @@ class ClusteringModel(nn.Module):
   - 'cd': 's' instance projector (Linear -> BN -> ReLU -> Linear) and 'f'
     sigmoid feature predictions from a predictor on the unnormalised 's'.
   - 'instance': 's' only (the SimCLR-style baseline).
+
+  cluster_head_input 'cd_predictions' ('cdc', layout 'two'): the cluster
+  heads read CD's sigmoid feature predictions ('f') instead of the backbone
+  features. The instance head and 'feature_predictor' are then a trained CD
+  run's (init_from) and stay frozen like the backbone; only the cluster heads
+  train. On USPS, k-means scores 0.95 on CD's predictions and 0.78 on its
+  backbone features (README).
   """
   backbone: nn.Module
   num_clusters: int
@@ -243,6 +254,7 @@ class ClusteringModel(nn.Module):
   # MoCo v3's (Linear, BN, ReLU, Linear, BN without affine).
   predictor_hidden_dims: Sequence[int] = ()
   num_cluster_heads: int = 1
+  cluster_head_input: str = 'features'
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -257,15 +269,35 @@ class ClusteringModel(nn.Module):
         'cdc', 'two'):
       raise ValueError(f'num_cluster_heads={self.num_cluster_heads} needs '
                        "heads='cdc' with head_layout='two'")
+    if self.cluster_head_input not in CLUSTER_HEAD_INPUTS:
+      raise ValueError(f'cluster_head_input={self.cluster_head_input!r}; '
+                       f'allowed: {CLUSTER_HEAD_INPUTS}')
+    from_cd = self.cluster_head_input == 'cd_predictions'
+    if from_cd and (self.heads, self.head_layout) != ('cdc', 'two'):
+      raise ValueError("cluster_head_input='cd_predictions' needs heads='cdc' "
+                       "with head_layout='two'")
     if self.heads == 'cdc' and self.head_layout == 'two':
+      if from_cd:
+        # CD's instance projector and feature predictor, frozen as the
+        # backbone (running BatchNorm statistics, no gradient).
+        out['s'] = jax.lax.stop_gradient(
+            head(self.instance_dim, name='instance_head')(features, False))
+        out['f'] = jax.lax.stop_gradient(nn.sigmoid(head(
+            self.num_features, out_bias=False, out_bn=True,
+            name='feature_predictor')(out['s'], False)))
+        cluster_input = out['f']
+      else:
+        out['s'] = head(self.instance_dim, name='instance_head')(features,
+                                                                 train)
+        cluster_input = features
       if self.num_cluster_heads == 1:
-        out['c'] = head(self.num_clusters, name='cluster_head')(features,
+        out['c'] = head(self.num_clusters, name='cluster_head')(cluster_input,
                                                                  train)
       else:
         out['c_heads'] = jnp.stack([
-            head(self.num_clusters, name=cluster_head_name(h))(features, train)
+            head(self.num_clusters, name=cluster_head_name(h))(cluster_input,
+                                                                train)
             for h in range(self.num_cluster_heads)], axis=1)
-      out['s'] = head(self.instance_dim, name='instance_head')(features, train)
     elif self.heads == 'cdc' and self.head_layout == 'shared':
       both = head(self.num_clusters + self.instance_dim, name='head')(
           features, train)
@@ -312,4 +344,5 @@ def make_model(model_config, num_clusters: int, heads: str = 'cdc',
       bn_groups=bn_groups,
       freeze_backbone=model_config.get('freeze_backbone', False),
       predictor_hidden_dims=tuple(predictor_hidden_dims),
-      num_cluster_heads=model_config.get('num_cluster_heads', 1))
+      num_cluster_heads=model_config.get('num_cluster_heads', 1),
+      cluster_head_input=model_config.get('cluster_head_input', 'features'))

@@ -9,6 +9,8 @@ a cosine decay to 0, stepped every iteration.
 import jax
 import optax
 
+from cdcjax import models
+
 
 def _is_matrix(params):
   """True for conv and linear weights; False for biases and BatchNorm."""
@@ -31,11 +33,23 @@ def lars(learning_rate, *, weight_decay: float, momentum: float = 0.9,
       optax.scale_by_learning_rate(learning_rate))
 
 
+def frozen_modules(config) -> tuple[str, ...]:
+  """Top-level modules the optimiser leaves alone."""
+  model = config.get('model')
+  if not model:
+    return ()
+  frozen = ('backbone',) if model.get('freeze_backbone') else ()
+  if model.get('cluster_head_input', 'features') == 'cd_predictions':
+    frozen += models.CD_PREDICTION_MODULES
+  return frozen
+
+
 def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:
   tx = _base_optimizer(config, total_steps)
-  if config.get('model') and config.model.get('freeze_backbone'):
-    # No update at all (not even weight decay) for the frozen backbone.
-    labels = lambda params: {k: 'frozen' if k == 'backbone' else 'train'
+  frozen = frozen_modules(config)
+  if frozen:
+    # No update at all (not even weight decay) for the frozen modules.
+    labels = lambda params: {k: 'frozen' if k in frozen else 'train'
                              for k in params}
     return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()},
                                  labels)

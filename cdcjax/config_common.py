@@ -293,28 +293,27 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            f'aug.color_on_device need one of {augment.CONTRASTIVE_RECIPES}')
   _require(c.model.batch_norm in BATCH_NORMS, 'model.batch_norm',
            c.model.batch_norm, f'one of {BATCH_NORMS}')
+  # What several cluster heads and CD-prediction inputs both need.
+  cdc_two_heads = (c.method == 'cdc' and c.model.head_layout == 'two'
+                   and c.loss.contrast == 'in_batch')
+  needs = "needs method cdc with model.head_layout='two' and "
+  needs += "loss.contrast='in_batch'"
   heads = c.model.num_cluster_heads
   _require(heads >= 1, 'model.num_cluster_heads', heads, 'must be >= 1')
-  _require(heads == 1 or (c.method == 'cdc' and c.model.head_layout == 'two'
-                          and c.loss.contrast == 'in_batch'),
-           'model.num_cluster_heads', heads, 'more than 1 needs method cdc '
-           "with model.head_layout='two' and loss.contrast='in_batch'")
+  _require(heads == 1 or cdc_two_heads, 'model.num_cluster_heads', heads,
+           f'more than 1 {needs}')
   head_input = c.model.cluster_head_input
   _require(head_input in models.CLUSTER_HEAD_INPUTS,
            'model.cluster_head_input', head_input,
            f'one of {models.CLUSTER_HEAD_INPUTS}')
   if head_input == 'cd_predictions':
-    _require(c.method == 'cdc' and c.model.head_layout == 'two'
-             and c.loss.contrast == 'in_batch', 'model.cluster_head_input',
-             head_input, "needs method cdc with model.head_layout='two' and "
-             "loss.contrast='in_batch'")
+    _require(cdc_two_heads, 'model.cluster_head_input', head_input, needs)
     _require(c.model.freeze_backbone and c.init_from,
              'model.cluster_head_input', head_input,
              'reads a trained CD run: set model.freeze_backbone=True and '
              'init_from to the CD workdir')
     reset = sorted(set(models.CD_PREDICTION_MODULES) &
-                   set(c.init_fresh) | set(models.CD_PREDICTION_MODULES) &
-                   set(c.init_skip))
+                   (set(c.init_fresh) | set(c.init_skip)))
     _require(not reset, 'model.cluster_head_input', head_input,
              f'loads {reset} from init_from: remove them from init_fresh '
              'and init_skip')

@@ -257,6 +257,14 @@ class ClusteringModel(nn.Module):
   num_cluster_heads: int = 1
   cluster_head_input: str = 'features'
 
+  def _cd_feature_predictions(self, s, train: bool):
+    """CD's sigmoid feature predictions from the unnormalised 's' (the 'cd'
+    heads, and the cluster heads' input with 'cd_predictions')."""
+    return nn.sigmoid(MLPHead(
+        tuple(self.head_hidden_dims), self.num_features, out_bias=False,
+        out_bn=True, bn_groups=self.bn_groups, name='feature_predictor')(
+            s, train))
+
   @nn.compact
   def __call__(self, x, train: bool = True):
     if self.freeze_backbone:
@@ -283,9 +291,8 @@ class ClusteringModel(nn.Module):
         # backbone (running BatchNorm statistics, no gradient).
         out['s'] = jax.lax.stop_gradient(
             head(self.instance_dim, name='instance_head')(features, False))
-        out['f'] = jax.lax.stop_gradient(nn.sigmoid(head(
-            self.num_features, out_bias=False, out_bn=True,
-            name='feature_predictor')(out['s'], False)))
+        out['f'] = jax.lax.stop_gradient(
+            self._cd_feature_predictions(out['s'], False))
         cluster_input = out['f']
       else:
         out['s'] = head(self.instance_dim, name='instance_head')(features,
@@ -314,9 +321,7 @@ class ClusteringModel(nn.Module):
           features, train)
     elif self.heads == 'cd':
       out['s'] = head(self.instance_dim, name='instance_head')(features, train)
-      logits = head(self.num_features, out_bias=False, out_bn=True,
-                    name='feature_predictor')(out['s'], train)
-      out['f'] = nn.sigmoid(logits)
+      out['f'] = self._cd_feature_predictions(out['s'], train)
     elif self.heads == 'instance':
       out['s'] = head(self.instance_dim, name='instance_head')(features, train)
     else:

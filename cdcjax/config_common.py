@@ -36,7 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 256  # Global, over all devices and hosts.
   c.num_epochs = 100
   c.total_steps = -1  # > 0: train this many steps instead of num_epochs.
-  c.num_clusters = 10
+  c.num_clusters = 10  # K, the cluster head's size.
+  # Clusters the evaluators output (0: num_clusters). Smaller than
+  # num_clusters: the head over-clusters, evaluator cluster_head_merged
+  # merges its clusters down to this many and k-means uses it.
+  c.eval_num_clusters = 0
   c.eval_batch_size = 512
   c.log_every_steps = 50
   c.eval_every_steps = 0  # 0: evaluate only at the end.
@@ -336,6 +340,15 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(not c.init_skip or c.init_from, 'init_skip', tuple(c.init_skip),
            'only applies with init_from set (the trained workdir whose '
            'modules it names)')
+  _require(c.eval_num_clusters == 0 or
+           2 <= c.eval_num_clusters <= c.num_clusters, 'eval_num_clusters',
+           c.eval_num_clusters,
+           f'must be 0 (num_clusters) or in [2, num_clusters={c.num_clusters}]')
+  _require('cluster_head_merged' not in c.evaluators or
+           0 < c.eval_num_clusters < c.num_clusters, 'eval_num_clusters',
+           c.eval_num_clusters, "evaluator 'cluster_head_merged' merges the "
+           f'head\'s num_clusters={c.num_clusters} clusters into fewer: set it '
+           'in [2, num_clusters)')
   try:
     evaluators.check_evaluators(tuple(c.evaluators),
                                 methods.has_cluster_head(c), c.method)

@@ -25,18 +25,23 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
   config = trainer.config
   names = list(config.evaluators)
   embeddings = trainer.embed(eval_source)
+  if 'cluster_head_merged' in names:
+    embeddings['cluster_probs'] = cluster_probabilities(config,
+                                                        embeddings['c'])
   labels = eval_source.labels
+  count = lambda name: evaluators.output_clusters(
+      name, config.num_clusters, config.eval_num_clusters)
   predictions = evaluators.cluster_predictions(
-      names[0], embeddings, config.num_clusters, config.seed)
+      names[0], embeddings, count(names[0]), config.seed)
   trainer.last_predictions = predictions  # For the clusters.csv of folders.
   result = {'evaluator': names[0], **metrics_lib.clustering_metrics(
-      predictions, labels, config.num_clusters)}
+      predictions, labels, count(names[0]))}
   if 'c_heads' in embeddings:
     result['cluster_heads'] = _cluster_heads(trainer, embeddings, labels)
   for name in names[1:]:
     if name in evaluators.CLUSTERING_EVALUATORS:
       extra = evaluators.clustering_result(name, embeddings, labels,
-                                           config.num_clusters, config.seed)
+                                           count(name), config.seed)
       result[name] = {k: extra[k] for k in ('acc', 'nmi', 'ari',
                                             'cluster_size_entropy')
                       if k in extra}
@@ -46,6 +51,12 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
     elif name == 'latent_stats':
       result[name] = _latent_stats(trainer, eval_source)
   return result
+
+
+def cluster_probabilities(config, c: np.ndarray) -> np.ndarray:
+  """The cluster head's posteriors (the method's softmax) on host arrays."""
+  return np.asarray(jax.nn.softmax(methods.cluster_logits(config, {'c': c}),
+                                   axis=-1))
 
 
 def _cluster_heads(trainer, embeddings, labels) -> dict:
@@ -65,6 +76,13 @@ def _cluster_heads(trainer, embeddings, labels) -> dict:
             for p in partitions]
   if all('acc' in s for s in scores):  # Labelled data.
     out['acc'] = [round(s['acc'], 4) for s in scores]
+    config = trainer.config
+    if 'cluster_head_merged' in config.evaluators:
+      merged = [evaluators.merge_clusters(
+          cluster_probabilities(config, c), config.eval_num_clusters)
+                for c in np.moveaxis(embeddings['c_heads'], 1, 0)]
+      out['merged_acc'] = [round(metrics_lib.cluster_accuracy(
+          p, labels, config.eval_num_clusters), 4) for p in merged]
   return out
 
 

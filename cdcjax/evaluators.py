@@ -4,7 +4,13 @@ Each works on host arrays of embeddings (from `Trainer.embed`), so the same
 code scores every method:
 
   cluster_head     argmax of the cluster head (CDC, CC, self-labeling).
-  kmeans_features  k-means (K = num_clusters) on the pooled backbone features.
+  cluster_head_merged
+                   an over-clustering head (num_clusters > eval_num_clusters)
+                   merged, without labels, into eval_num_clusters clusters:
+                   clusters whose probability columns are alike over the
+                   evaluation images are joined (`merge_clusters`).
+  kmeans_features  k-means on the pooled backbone features (K = eval_num_clusters,
+                   which defaults to num_clusters).
   kmeans_head      k-means on the head output: CD's feature predictions, the
                    L2-normalised instance vector otherwise.
   linear_probe     logistic regression on frozen, standardised backbone
@@ -17,15 +23,18 @@ code scores every method:
 """
 
 import numpy as np
+from scipy.cluster import hierarchy
 from sklearn import cluster as sk_cluster
 from sklearn import linear_model
 from sklearn import preprocessing
 
 from cdcjax import metrics as metrics_lib
 
-EVALUATORS = ('cluster_head', 'kmeans_features', 'kmeans_head',
-              'linear_probe', 'latent_stats')
-CLUSTERING_EVALUATORS = ('cluster_head', 'kmeans_features', 'kmeans_head')
+EVALUATORS = ('cluster_head', 'cluster_head_merged', 'kmeans_features',
+              'kmeans_head', 'linear_probe', 'latent_stats')
+CLUSTERING_EVALUATORS = ('cluster_head', 'cluster_head_merged',
+                         'kmeans_features', 'kmeans_head')
+HEAD_EVALUATORS = ('cluster_head', 'cluster_head_merged')
 # How many images latent_stats uses: its pair tables are quadratic.
 LATENT_STATS_IMAGES = 1000
 
@@ -39,6 +48,44 @@ def kmeans(x: np.ndarray, num_clusters: int, seed: int) -> np.ndarray:
                            random_state=seed).fit_predict(x)
 
 
+def merge_clusters(probabilities: np.ndarray, num_groups: int) -> np.ndarray:
+  """Merges the clusters of an over-clustering head into num_groups, without
+  labels, and returns every image's group (0 .. num_groups - 1).
+
+  probabilities: (N, K) cluster posteriors of N images. Each image is in its
+  argmax cluster; the clusters that hold an image are joined by
+  average-linkage agglomerative clustering on the cosine distance between
+  their probability columns P[:, k]. Two clusters are close when the head
+  spreads the same images over both (the halves of a split class), and far
+  when they share few images. With at most num_groups non-empty clusters the
+  argmax is returned unchanged.
+  """
+  probabilities = np.asarray(probabilities, dtype=np.float64)
+  if probabilities.ndim != 2 or num_groups < 1:
+    raise ValueError(f'merge_clusters needs (N, K) probabilities and '
+                     f'num_groups >= 1, got {probabilities.shape} and '
+                     f'{num_groups}')
+  argmax = np.argmax(probabilities, axis=1)
+  used = np.unique(argmax)
+  if len(used) <= num_groups:
+    return argmax
+  tree = hierarchy.linkage(probabilities[:, used].T, method='average',
+                           metric='cosine')
+  groups = hierarchy.fcluster(tree, num_groups, criterion='maxclust') - 1
+  group_of = np.zeros(probabilities.shape[1], dtype=np.int64)
+  group_of[used] = groups
+  return group_of[argmax]
+
+
+def output_clusters(name: str, num_clusters: int,
+                    eval_num_clusters: int) -> int:
+  """How many clusters evaluator `name` outputs: the head's own K for
+  cluster_head, eval_num_clusters (0: num_clusters) for the others."""
+  if name == 'cluster_head' or not eval_num_clusters:
+    return num_clusters
+  return eval_num_clusters
+
+
 def head_embedding(embeddings: dict) -> np.ndarray:
   if 'f' in embeddings:
     return embeddings['f']
@@ -47,11 +94,16 @@ def head_embedding(embeddings: dict) -> np.ndarray:
 
 def cluster_predictions(name: str, embeddings: dict, num_clusters: int,
                         seed: int) -> np.ndarray:
+  """The partition evaluator `name` makes; num_clusters is its output count
+  (`output_clusters`). cluster_head_merged reads 'cluster_probs', the head's
+  posteriors (`cdcjax.evaluation` adds them)."""
+  if name in HEAD_EVALUATORS and 'c' not in embeddings:
+    raise ValueError(f'evaluator {name} needs a method with a cluster head '
+                     '(cdc, cc, selflabel)')
   if name == 'cluster_head':
-    if 'c' not in embeddings:
-      raise ValueError('evaluator cluster_head needs a method with a cluster '
-                       'head (cdc, cc, selflabel)')
     return np.argmax(embeddings['c'], axis=1)
+  if name == 'cluster_head_merged':
+    return merge_clusters(embeddings['cluster_probs'], num_clusters)
   if name == 'kmeans_features':
     return kmeans(embeddings['features'], num_clusters, seed)
   if name == 'kmeans_head':
@@ -123,10 +175,11 @@ def check_evaluators(names, has_cluster_head: bool, method: str) -> None:
   if names[0] not in CLUSTERING_EVALUATORS:
     raise ValueError(f'config.evaluators[0]={names[0]!r} must cluster (it '
                      f'gives acc/nmi/ari): one of {CLUSTERING_EVALUATORS}')
-  if 'cluster_head' in names and not has_cluster_head:
-    raise ValueError(f"config.evaluators has 'cluster_head' but method "
-                     f'{method!r} has no cluster head; use kmeans_features '
-                     'or kmeans_head')
+  for name in HEAD_EVALUATORS:
+    if name in names and not has_cluster_head:
+      raise ValueError(f'config.evaluators has {name!r} but method '
+                       f'{method!r} has no cluster head; use kmeans_features '
+                       'or kmeans_head')
   if 'latent_stats' in names and method != 'cdc':
     raise ValueError("config.evaluators has 'latent_stats', which is defined "
                      f'for cdc only, not {method!r}')

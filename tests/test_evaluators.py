@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.metrics import adjusted_rand_score
 
 from cdcjax import data
 from cdcjax import evaluators
@@ -73,6 +74,8 @@ def test_latent_stats_against_direct_computation():
     (('nope',), True, 'cdc', "'nope'"),
     (('linear_probe',), True, 'cdc', 'must cluster'),
     (('cluster_head',), False, 'simclr', 'no cluster head'),
+    (('kmeans_features', 'cluster_head_merged'), False, 'cd',
+     "'cluster_head_merged' but method 'cd' has no cluster head"),
     (('kmeans_features', 'latent_stats'), False, 'cd', 'cdc only'),
 ])
 def test_bad_evaluator_choices(names, has_head, method, message):
@@ -159,3 +162,90 @@ def test_init_from_weights_must_match_the_model():
           expected, 'run')
   with pytest.raises(checkpoints.TrainingFailure, match=r'\(2, 2\).*\(2, 3\)'):
     check({'params': {'a': np.ones((2, 2)), 'b': np.ones(4)}}, expected, 'run')
+
+
+def _split_class_posteriors(seed=0, classes=3, per_class=40):
+  """Posteriors of a head with 2 clusters per class (2 * classes in all):
+  each image leans to its own half of its class and, less, to the other
+  half, with noise; returns (probabilities, labels)."""
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(classes), per_class)
+  half = rng.integers(0, 2, size=len(labels))
+  logits = rng.normal(scale=0.3, size=(len(labels), 2 * classes))
+  logits[np.arange(len(labels)), 2 * labels + half] += 3.0
+  logits[np.arange(len(labels)), 2 * labels + 1 - half] += 2.0
+  probabilities = np.exp(logits)
+  return probabilities / probabilities.sum(1, keepdims=True), labels
+
+
+def _upgma_cosine_reference(columns, num_groups):
+  """Average-linkage (UPGMA) agglomeration written out: repeatedly join the
+  two groups with the smallest mean pairwise cosine distance."""
+  unit = columns / np.linalg.norm(columns, axis=1, keepdims=True)
+  distance = 1.0 - unit @ unit.T
+  groups = [[i] for i in range(len(columns))]
+  while len(groups) > num_groups:
+    pairs = [(np.mean([distance[i, j] for i in a for j in b]), x, y)
+             for x, a in enumerate(groups) for y, b in enumerate(groups)
+             if x < y]
+    _, x, y = min(pairs)
+    groups[x] = groups[x] + groups.pop(y)
+  group_of = np.zeros(len(columns), np.int64)
+  for g, members in enumerate(groups):
+    group_of[members] = g
+  return group_of
+
+
+def test_merge_clusters_joins_the_halves_of_split_classes():
+  probabilities, labels = _split_class_posteriors()
+  merged = evaluators.merge_clusters(probabilities, 3)
+  assert len(np.unique(np.argmax(probabilities, 1))) == 6
+  result = evaluators.clustering_result(
+      'cluster_head_merged', {'c': probabilities,
+                              'cluster_probs': probabilities}, labels, 3, 0)
+  assert result['acc'] == 1.0 and len(result['cluster_sizes']) == 3
+  np.testing.assert_array_equal(
+      merged, evaluators.cluster_predictions(
+          'cluster_head_merged', {'c': probabilities,
+                                  'cluster_probs': probabilities}, 3, 0))
+
+
+@pytest.mark.parametrize('seed', [1, 2, 3])
+def test_merge_clusters_matches_written_out_average_linkage(seed):
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(scale=2.0, size=(200, 9))
+  probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  argmax = probabilities.argmax(1)
+  used = np.unique(argmax)
+  expected = _upgma_cosine_reference(probabilities[:, used].T, 4)
+  lut = np.zeros(9, np.int64)
+  lut[used] = expected
+  merged = evaluators.merge_clusters(probabilities, 4)
+  # The same partition of the images (group numbers may differ).
+  assert len(np.unique(merged)) == 4
+  assert adjusted_rand_score(merged, lut[argmax]) == 1.0
+
+
+def test_merge_clusters_properties():
+  probabilities, _ = _split_class_posteriors(seed=4)
+  merged = evaluators.merge_clusters(probabilities, 3)
+  # Relabelling the head's clusters does not change the partition.
+  order = np.random.default_rng(0).permutation(probabilities.shape[1])
+  permuted = evaluators.merge_clusters(probabilities[:, order], 3)
+  assert adjusted_rand_score(merged, permuted) == 1.0
+  # Asking for as many groups as non-empty clusters changes nothing.
+  np.testing.assert_array_equal(evaluators.merge_clusters(probabilities, 6),
+                                probabilities.argmax(1))
+  # Every image of a cluster lands in the same group.
+  argmax = probabilities.argmax(1)
+  for k in np.unique(argmax):
+    assert len(np.unique(merged[argmax == k])) == 1
+  with pytest.raises(ValueError, match='num_groups >= 1'):
+    evaluators.merge_clusters(probabilities, 0)
+
+
+def test_output_clusters():
+  assert evaluators.output_clusters('cluster_head', 20, 10) == 20
+  for name in ('cluster_head_merged', 'kmeans_features', 'kmeans_head'):
+    assert evaluators.output_clusters(name, 20, 10) == 10
+    assert evaluators.output_clusters(name, 20, 0) == 20

@@ -107,7 +107,11 @@ def _flat(config, prefix=''):
                     'loss.equipartition_warmup_fraction': 0.4667,
                     'loss.sinkhorn_balance_final': 0.1,
                     'loss.sinkhorn_balance_final_from': 0.6667,
-                    'model.num_cluster_heads': 5}),
+                    'model.num_cluster_heads': 5, 'num_clusters': 20,
+                    'eval_num_clusters': 10,
+                    'evaluators': ('cluster_head_merged', 'cluster_head',
+                                   'kmeans_features', 'linear_probe',
+                                   'latent_stats')}),
 ])
 def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
     data, stage1, measured):

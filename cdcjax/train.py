@@ -35,9 +35,8 @@ from cdcjax import optimizers
 from cdcjax.errors import NON_FINITE_LOSS_AT_STEP, TrainingFailure
 
 # Fields that may differ when resuming a run (they do not change what a step
-# computes, or they extend the run).
-# Fields that do not change what training computes. The evaluation fields
-# among them let a finished run be scored again with other evaluators.
+# computes, or they extend the run). The evaluation fields among them let a
+# finished run be scored again with other evaluators.
 RESUMABLE_CHANGES = ('total_steps', 'num_epochs', 'log_every_steps',
                      'eval_every_steps', 'checkpoint_every_steps',
                      'keep_checkpoints', 'eval_batch_size', 'data.num_threads',

@@ -20,9 +20,8 @@ import time
 import jax
 import numpy as np
 
+from cdcjax import data
 from cdcjax import train
-
-GREY_DATASETS = ('digits', 'mnist', 'usps')
 
 
 def load_config(spec: str, overrides=()):
@@ -45,9 +44,7 @@ def load_config(spec: str, overrides=()):
 def bench_step(spec: str, overrides=(), steps: int = 10, warmup: int = 2,
                peak_tflops: float = 0.0) -> dict:
   config = load_config(spec, overrides)
-  side = config.aug.output_size or config.data.image_size
-  channels = 1 if config.data.name in GREY_DATASETS else 3
-  shape = (side, side, channels)
+  shape = data.input_shape(config)
   mesh = train.make_mesh()
   trainer = train.Trainer(config, mesh, shape, num_examples=10**7)
   rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ import os
 import re
 
 from absl import logging
+from etils import epath
 import grain
 import jax
 import numpy as np
@@ -21,9 +22,17 @@ from cdcjax import models
 from cdcjax.errors import TrainingFailure
 
 
+def workdir_path(workdir) -> epath.Path:
+  """The workdir as an epath (local, or gs:// and other object stores);
+  local paths made absolute, as Orbax wants."""
+  path = epath.Path(workdir)
+  return path if '://' in str(workdir) else epath.Path(os.path.abspath(
+      workdir))
+
+
 def open_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
+      workdir_path(workdir) / 'checkpoints',
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
                                            create=True))
 
@@ -47,19 +56,19 @@ def restore_latest(manager: ocp.CheckpointManager, state,
   if latest is None:
     return state, 0
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  step_dir = os.path.join(str(manager.directory), str(latest))
+  step_dir = epath.Path(manager.directory) / str(latest)
   if dataclasses.is_dataclass(state):
-    abstract = _saved_fields(abstract, os.path.join(step_dir, 'state'))
+    abstract = _saved_fields(abstract, step_dir / 'state')
   items = {'state': ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
-    if not os.path.isdir(os.path.join(step_dir, 'data')):
+    if not (step_dir / 'data').is_dir():
       raise TrainingFailure(
           f'checkpoint {step_dir} has no saved input-iterator state (written '
           'by an older cdcjax?); it cannot be resumed exactly. Use a new '
           '--workdir, or start from its weights with --config.init_from')
     mine = (f'process_{jax.process_index()}-of-{jax.process_count()}.json')
-    if not os.path.exists(os.path.join(step_dir, 'data', mine)):
-      written = sorted(os.listdir(os.path.join(step_dir, 'data')))
+    if not (step_dir / 'data' / mine).exists():
+      written = sorted(p.name for p in (step_dir / 'data').iterdir())
       raise TrainingFailure(
           f'checkpoint {step_dir} holds the input streams of another process '
           f'count ({written}); this run has {jax.process_count()} '

@@ -130,6 +130,11 @@ def base_config() -> ml_collections.ConfigDict:
   # ImageNet recipe trains only the heads on a converted MoCo backbone.
   c.model.freeze_backbone = False
   c.model.predictor_hidden_dims = (512,)  # MoCo v3 uses 4096.
+  # Compute dtype of convolutions and Dense layers: 'bfloat16' on TPUs and
+  # GPUs (the accelerator configs), 'float32' on CPUs. Parameters, optimiser
+  # state, BatchNorm statistics, the model's outputs, losses, Sinkhorn and
+  # metrics stay float32 either way.
+  c.model.compute_dtype = 'float32'
 
   c.loss = ml_collections.ConfigDict()
   c.loss.temperature = 0.2  # tau, InfoNCE on [c_hat; s_hat].
@@ -197,6 +202,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(c.model.stem in STEMS, 'model.stem', c.model.stem, f'one of {STEMS}')
   _require(c.model.head_layout in HEAD_LAYOUTS, 'model.head_layout',
            c.model.head_layout, f'one of {HEAD_LAYOUTS}')
+  _require(c.model.compute_dtype in models.COMPUTE_DTYPES,
+           'model.compute_dtype', c.model.compute_dtype,
+           f'one of {models.COMPUTE_DTYPES}')
   _require(c.model.width > 0, 'model.width', c.model.width, 'must be > 0')
   _require(c.model.instance_dim >= 1, 'model.instance_dim',
            c.model.instance_dim, 'must be >= 1')
@@ -251,10 +259,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
   _require(c.optimizer.weight_decay >= 0, 'optimizer.weight_decay',
            c.optimizer.weight_decay, 'must be >= 0')
   for field in ('batch_size', 'eval_batch_size'):
-    value = c[field]
-    _require(value >= 2, field, value, 'must be >= 2')
-    _require(value % num_devices == 0, field, value,
-             f'must be divisible by the device count {num_devices}')
+    _require(c[field] >= 2, field, c[field], 'must be >= 2')
+  # Evaluation batches are padded to a multiple of the device count; the
+  # training batch is split over the devices as it is.
+  _require(c.batch_size % num_devices == 0, 'batch_size', c.batch_size,
+           f'must be divisible by the device count {num_devices}')
   _require(c.total_steps > 0 or c.num_epochs > 0, 'total_steps',
            c.total_steps, 'set total_steps > 0 or num_epochs > 0')
   for field in ('log_every_steps', 'checkpoint_every_steps'):
@@ -522,6 +531,7 @@ def cifar10(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.head_hidden_dims = (512,)
   c.model.instance_dim = 128
   c.model.num_features = 128
+  c.model.compute_dtype = 'bfloat16'  # An accelerator recipe.
   if arg == 'tiny':
     c = _tiny(c)
     c.model.backbone = 'resnet10'
@@ -541,6 +551,8 @@ def folder(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_epochs = 200
   c.eval_every_steps = 0
   c.evaluators = ('cluster_head',)
+  # A user's folder may be clustered on a CPU: float32 unless asked.
+  c.model.compute_dtype = 'float32'
   if arg == 'tiny':
     c.total_steps = 4
     c.batch_size = 8

@@ -76,6 +76,7 @@ def tiny_imagenet(arg: str | None = None) -> ml_collections.ConfigDict:
   build of it): train and score on the 100,000 training images (CC's
   protocol), CC's recipe with the images resized to 224 in the crop."""
   c = folder(arg)
+  c.model.compute_dtype = 'bfloat16'  # An accelerator recipe.
   c.evaluators = ('cluster_head', 'kmeans_features')
   if arg != 'tiny':
     c.num_clusters = 200
@@ -133,6 +134,7 @@ def imagenet(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.stem = 'imagenet'
   c.model.width = 1.0
   c.model.freeze_backbone = True
+  c.model.compute_dtype = 'bfloat16'  # An accelerator recipe.
   c.model.head_hidden_dims = spec['hidden']
   c.model.instance_dim = spec['instance_dim']
   # Used with --config.loss.contrast=moco_v3 (MoCo v3's momentum heads and

@@ -22,6 +22,15 @@ NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
 DATASETS = ('digits', *NPZ_DATASETS, 'npz', 'folder', 'tfds')
 SPLITS = ('train', 'test', 'all')
 DATA_DIR_ENV = 'CDCJAX_DATA_DIR'
+GREY_DATASETS = ('digits', 'mnist', 'usps')
+
+
+def input_shape(config) -> tuple[int, int, int]:
+  """(H, W, C) of the images the network sees, from the config alone (no
+  data read): the crop size or the dataset's image size, and one channel
+  for the greyscale datasets, three for the others."""
+  side = config.aug.output_size or config.data.image_size
+  return (side, side, 1 if config.data.name in GREY_DATASETS else 3)
 
 
 @dataclasses.dataclass(frozen=True)

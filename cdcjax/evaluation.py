@@ -8,6 +8,7 @@ for each image exactly once, on any number of devices and processes.
 import json
 
 from absl import logging
+from etils import epath
 import jax
 import numpy as np
 
@@ -134,12 +135,13 @@ def check_labels(config, eval_source) -> None:
         f'{evaluators.CLUSTERING_EVALUATORS}')
 
 
-def write_clusters(path: str, source, predictions) -> None:
-  """CSV of image file and cluster, one row per image."""
-  with open(path, 'w') as f:
-    f.write('path,cluster\n')
-    for name, cluster in zip(source.paths, predictions):
-      f.write(f'{json.dumps(name) if "," in name else name},{int(cluster)}\n')
+def write_clusters(path, source, predictions) -> None:
+  """CSV of image file and cluster, one row per image (through epath, so a
+  gs:// workdir works)."""
+  rows = ['path,cluster\n'] + [
+      f'{json.dumps(name) if "," in name else name},{int(cluster)}\n'
+      for name, cluster in zip(source.paths, predictions)]
+  epath.Path(path).write_text(''.join(rows))
 
 
 def log_eval(step: int, result: dict) -> None:

@@ -4,6 +4,12 @@ Layout follows torchvision so PyTorch checkpoints map one-to-one: explicit
 symmetric padding (Flax 'SAME' pads stride-2 convolutions asymmetrically), the
 stride of a bottleneck on its 3x3 conv (ResNet v1.5), BatchNorm eps 1e-5 and
 momentum 0.1 (Flax momentum 0.9), no conv biases.
+
+Mixed precision: `dtype` is the compute dtype of convolutions and Dense
+layers (bfloat16 on accelerators); parameters stay float32 (flax's
+`param_dtype`), BatchNorm computes its statistics and normalisation in
+float32, and the model's outputs are cast to float32, so losses, Sinkhorn
+and optimiser see float32 only.
 """
 
 import functools
@@ -12,6 +18,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+COMPUTE_DTYPES = ('float32', 'bfloat16')
 
 
 class BatchNorm(nn.Module):
@@ -74,22 +82,23 @@ class BasicBlock(nn.Module):
   features: int
   strides: int = 1
   bn_groups: int = 1
+  dtype: Any = jnp.float32
   expansion = 1
 
   @nn.compact
   def __call__(self, x, train: bool):
     norm = functools.partial(BatchNorm, use_running_average=not train,
                              groups=self.bn_groups)
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
     residual = x
-    y = nn.Conv(self.features, (3, 3), self.strides, padding=_pad(3),
-                use_bias=False, name='conv1')(x)
+    y = conv(self.features, (3, 3), self.strides, padding=_pad(3),
+             name='conv1')(x)
     y = nn.relu(norm(name='bn1')(y))
-    y = nn.Conv(self.features, (3, 3), 1, padding=_pad(3), use_bias=False,
-                name='conv2')(y)
+    y = conv(self.features, (3, 3), 1, padding=_pad(3), name='conv2')(y)
     y = norm(name='bn2')(y)
     if residual.shape != y.shape:
-      residual = nn.Conv(self.features, (1, 1), self.strides, use_bias=False,
-                         name='downsample_conv')(x)
+      residual = conv(self.features, (1, 1), self.strides,
+                      name='downsample_conv')(x)
       residual = norm(name='downsample_bn')(residual)
     return nn.relu(y + residual)
 
@@ -98,23 +107,25 @@ class Bottleneck(nn.Module):
   features: int
   strides: int = 1
   bn_groups: int = 1
+  dtype: Any = jnp.float32
   expansion = 4
 
   @nn.compact
   def __call__(self, x, train: bool):
     norm = functools.partial(BatchNorm, use_running_average=not train,
                              groups=self.bn_groups)
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
     residual = x
-    y = nn.Conv(self.features, (1, 1), use_bias=False, name='conv1')(x)
+    y = conv(self.features, (1, 1), name='conv1')(x)
     y = nn.relu(norm(name='bn1')(y))
-    y = nn.Conv(self.features, (3, 3), self.strides, padding=_pad(3),
-                use_bias=False, name='conv2')(y)
+    y = conv(self.features, (3, 3), self.strides, padding=_pad(3),
+             name='conv2')(y)
     y = nn.relu(norm(name='bn2')(y))
-    y = nn.Conv(self.features * 4, (1, 1), use_bias=False, name='conv3')(y)
+    y = conv(self.features * 4, (1, 1), name='conv3')(y)
     y = norm(name='bn3')(y)
     if residual.shape != y.shape:
-      residual = nn.Conv(self.features * 4, (1, 1), self.strides,
-                         use_bias=False, name='downsample_conv')(x)
+      residual = conv(self.features * 4, (1, 1), self.strides,
+                      name='downsample_conv')(x)
       residual = norm(name='downsample_bn')(residual)
     return nn.relu(y + residual)
 
@@ -128,26 +139,30 @@ class ResNet(nn.Module):
     width: multiplier on the base width 64 (tiny variants use < 1).
     stem: 'imagenet' (7x7 stride-2 conv + 3x3 stride-2 max-pool) or 'small'
       (3x3 stride-1 conv, no max-pool; CIFAR-sized and smaller inputs).
+    dtype: compute dtype of the convolutions (parameters stay float32); the
+      pooled feature is float32.
   """
   stage_sizes: Sequence[int]
   block: Any
   width: float = 1.0
   stem: str = 'imagenet'
   bn_groups: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     base = max(1, int(round(64 * self.width)))
     norm = functools.partial(BatchNorm, use_running_average=not train,
                              groups=self.bn_groups)
+    x = x.astype(self.dtype)
     if self.stem == 'imagenet':
       x = nn.Conv(base, (7, 7), 2, padding=_pad(7), use_bias=False,
-                  name='conv1')(x)
+                  dtype=self.dtype, name='conv1')(x)
       x = nn.relu(norm(name='bn1')(x))
       x = nn.max_pool(x, (3, 3), (2, 2), padding=_pad(3))
     elif self.stem == 'small':
       x = nn.Conv(base, (3, 3), 1, padding=_pad(3), use_bias=False,
-                  name='conv1')(x)
+                  dtype=self.dtype, name='conv1')(x)
       x = nn.relu(norm(name='bn1')(x))
     else:
       raise ValueError(f"stem={self.stem!r}; allowed: 'imagenet', 'small'")
@@ -155,8 +170,8 @@ class ResNet(nn.Module):
       for j in range(num_blocks):
         strides = 2 if i > 0 and j == 0 else 1
         x = self.block(base * 2**i, strides, bn_groups=self.bn_groups,
-                       name=f'layer{i + 1}_{j}')(x, train)
-    return jnp.mean(x, axis=(1, 2))
+                       dtype=self.dtype, name=f'layer{i + 1}_{j}')(x, train)
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
 ARCHITECTURES = {
@@ -168,17 +183,25 @@ ARCHITECTURES = {
 
 
 def make_backbone(name: str, width: float = 1.0, stem: str = 'imagenet',
-                  bn_groups: int = 1):
+                  bn_groups: int = 1, dtype: str = 'float32'):
   if name not in ARCHITECTURES:
     raise ValueError(f'model.backbone={name!r}; allowed: {sorted(ARCHITECTURES)}')
   stage_sizes, block = ARCHITECTURES[name]
-  return ResNet(stage_sizes, block, width=width, stem=stem, bn_groups=bn_groups)
+  return ResNet(stage_sizes, block, width=width, stem=stem, bn_groups=bn_groups,
+                dtype=compute_dtype(dtype))
+
+
+def compute_dtype(name: str):
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f'model.compute_dtype={name!r}; allowed: {COMPUTE_DTYPES}')
+  return jnp.dtype(name)
 
 
 class MLPHead(nn.Module):
   """Linear -> [BN] -> ReLU -> ... -> Linear [-> BN] (SimCLR's head shape).
 
   With BN the hidden Linear layers have no bias (BN's bias replaces it).
+  Dense layers compute in `dtype`; the output is float32.
   """
   hidden_dims: Sequence[int]
   out_dim: int
@@ -187,18 +210,21 @@ class MLPHead(nn.Module):
   out_bn: bool = False
   out_bn_affine: bool = True  # False: MoCo v3's projector (BN, no affine).
   bn_groups: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     norm = functools.partial(BatchNorm, use_running_average=not train,
                              groups=self.bn_groups)
     for i, dim in enumerate(self.hidden_dims):
-      x = nn.Dense(dim, use_bias=not self.use_bn, name=f'fc{i}')(x)
+      x = nn.Dense(dim, use_bias=not self.use_bn, dtype=self.dtype,
+                   name=f'fc{i}')(x)
       if self.use_bn:
         x = norm(name=f'bn{i}')(x)
       x = nn.relu(x)
     last = len(self.hidden_dims)
-    x = nn.Dense(self.out_dim, use_bias=self.out_bias, name=f'fc{last}')(x)
+    x = nn.Dense(self.out_dim, use_bias=self.out_bias, dtype=self.dtype,
+                 name=f'fc{last}')(x).astype(jnp.float32)
     if self.out_bn:
       x = norm(use_scale=self.out_bn_affine, use_bias=self.out_bn_affine,
                name=f'bn{last}')(x)
@@ -256,14 +282,15 @@ class ClusteringModel(nn.Module):
   predictor_hidden_dims: Sequence[int] = ()
   num_cluster_heads: int = 1
   cluster_head_input: str = 'features'
+  dtype: Any = jnp.float32  # Of the heads' Dense layers; outputs are float32.
 
   def _cd_feature_predictions(self, s, train: bool):
     """CD's sigmoid feature predictions from the unnormalised 's' (the 'cd'
     heads, and the cluster heads' input with 'cd_predictions')."""
     return nn.sigmoid(MLPHead(
         tuple(self.head_hidden_dims), self.num_features, out_bias=False,
-        out_bn=True, bn_groups=self.bn_groups, name='feature_predictor')(
-            s, train))
+        out_bn=True, bn_groups=self.bn_groups, dtype=self.dtype,
+        name='feature_predictor')(s, train))
 
   @nn.compact
   def __call__(self, x, train: bool = True):
@@ -272,7 +299,7 @@ class ClusteringModel(nn.Module):
     else:
       features = self.backbone(x, train)
     head = functools.partial(MLPHead, self.head_hidden_dims,
-                             bn_groups=self.bn_groups)
+                             bn_groups=self.bn_groups, dtype=self.dtype)
     out = {'features': features}
     if self.num_cluster_heads > 1 and (self.heads, self.head_layout) != (
         'cdc', 'two'):
@@ -330,7 +357,8 @@ class ClusteringModel(nn.Module):
       out['p'] = MLPHead(
           tuple(self.predictor_hidden_dims),
           self.num_clusters + self.instance_dim, out_bias=False, out_bn=True,
-          out_bn_affine=False, bn_groups=self.bn_groups, name='predictor')(
+          out_bn_affine=False, bn_groups=self.bn_groups, dtype=self.dtype,
+          name='predictor')(
               jnp.concatenate([out['c'], out['s']], axis=1), train)
     return out
 
@@ -338,9 +366,11 @@ class ClusteringModel(nn.Module):
 def make_model(model_config, num_clusters: int, heads: str = 'cdc',
                bn_groups: int = 1,
                predictor_hidden_dims=()) -> ClusteringModel:
+  dtype = model_config.get('compute_dtype', 'float32')
   return ClusteringModel(
       backbone=make_backbone(model_config.backbone, model_config.width,
-                             model_config.stem, bn_groups),
+                             model_config.stem, bn_groups, dtype),
+      dtype=compute_dtype(dtype),
       num_clusters=num_clusters,
       instance_dim=model_config.instance_dim,
       head_hidden_dims=tuple(model_config.head_hidden_dims),

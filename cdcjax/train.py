@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from absl import logging
+from etils import epath
 import flax
 import jax
 import jax.numpy as jnp
@@ -84,6 +85,7 @@ def init_state(model, optimizer, config, image_shape) -> TrainState:
 
 # Decay of the per-head loss average: about the last 100 steps count.
 HEAD_LOSS_DECAY = 0.99
+LOSS_SCOPE, OPTIMIZER_SCOPE = 'cdcjax_loss', 'cdcjax_optimizer'
 
 
 def make_train_step(model, optimizer, config, total_steps: int):
@@ -119,14 +121,19 @@ def make_train_step(model, optimizer, config, total_steps: int):
             train=True, mutable=['batch_stats'])
         batch_stats = updates['batch_stats']
         outputs.append(out)
-      terms = methods.loss(config, *outputs, progress=progress,
-                           momentum_outputs=momentum_outputs)
+      # Named scopes let tests find these ops in the jaxpr and check that
+      # only float32 reaches them under mixed precision.
+      with jax.named_scope(LOSS_SCOPE):
+        terms = methods.loss(config, *outputs, progress=progress,
+                             momentum_outputs=momentum_outputs)
       return terms['loss'], (terms, batch_stats)
 
     grads, (terms, batch_stats) = jax.grad(compute_loss, has_aux=True)(
         state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    with jax.named_scope(OPTIMIZER_SCOPE):
+      updates, opt_state = optimizer.update(grads, state.opt_state,
+                                            state.params)
+      params = optax.apply_updates(state.params, updates)
     head_losses = state.head_losses
     if head_losses is not None:
       current = terms.pop('head_losses')
@@ -172,12 +179,21 @@ def sync_processes(name: str, timeout_s: int = 1800) -> None:
 
 
 class Trainer:
-  """Holds the compiled steps and shardings for one config and mesh."""
+  """Holds the compiled steps and shardings for one config and mesh.
+
+  abstract=True builds no array: `state` holds jax.ShapeDtypeStructs with
+  their shardings, so the steps can be lowered and compiled for devices this
+  process cannot run on (cdcjax.aot: a TPU slice's topology on a CPU).
+  """
 
   def __init__(self, config, mesh: Mesh, image_shape, num_examples: int,
-               bn_groups: int | None = None):
+               bn_groups: int | None = None, abstract: bool = False):
     self.config = config
     self.mesh = mesh
+    self.image_shape = tuple(image_shape)
+    # Evaluation batches are padded up to a multiple of the device count
+    # (padding rows are masked out), so eval_batch_size suits any mesh.
+    self.eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
     self.total_steps = num_train_steps(config, num_examples)
     self.last_predictions = None  # Of the latest evaluate().
     self._executables = {}
@@ -187,9 +203,16 @@ class Trainer:
     self.optimizer = optimizers.make_optimizer(config, self.total_steps)
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P('data'))
-    self.state = jax.jit(
+    initial_state = jax.jit(
         lambda: init_state(self.model, self.optimizer, config, image_shape),
-        out_shardings=self.replicated)()
+        out_shardings=self.replicated)
+    if abstract:
+      self.state = jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                         sharding=self.replicated),
+          jax.eval_shape(initial_state))
+    else:
+      self.state = initial_state()
     self.train_step = jax.jit(
         make_train_step(self.model, self.optimizer, config,
                         self.total_steps),
@@ -229,7 +252,7 @@ class Trainer:
     """Outputs ('features', 'c', 's', 'f' as the method has them) for every
     image of `source`, each exactly once, as host arrays in source order."""
     parts = []
-    for batch in data_lib.eval_batches(source, self.config.eval_batch_size,
+    for batch in data_lib.eval_batches(source, self.eval_batch_size,
                                        jax.process_index(),
                                        jax.process_count()):
       images = batch['image']
@@ -246,28 +269,53 @@ class Trainer:
                train_source: data_lib.ArraySource | None = None) -> dict:
     return evaluation.evaluate(self, eval_source, train_source)
 
+  def abstract_batches(self) -> tuple[dict, jax.ShapeDtypeStruct]:
+    """Shapes, dtypes and shardings of a global training batch and of an
+    evaluation batch of images, as `step` and `embed` feed them."""
+    view = lambda n: jax.ShapeDtypeStruct((n, *self.image_shape),
+                                          jnp.float32,
+                                          sharding=self.batch_sharding)
+    return ({'view_a': view(self.config.batch_size),
+             'view_b': view(self.config.batch_size)},
+            view(self.eval_batch_size))
+
 
 class MetricsWriter:
-  """Appends one JSON object per line to DIR/metrics.jsonl (process 0 only)."""
+  """Appends one JSON object per line to DIR/metrics.jsonl (process 0 only).
 
-  def __init__(self, path: str):
-    self.path = path
+  Through etils' epath, as Orbax's checkpoints, so a gs:// workdir works.
+  Object stores cannot append: each record rewrites the file (small: one
+  line per log interval).
+  """
+
+  def __init__(self, path):
+    self.path = epath.Path(path)
     self.enabled = jax.process_index() == 0
+    self.appends = '://' not in str(path)  # Local files append.
+    self._lines = None
 
   def write(self, record: dict):
-    if self.enabled:
-      with open(self.path, 'a') as f:
-        f.write(json.dumps(record) + '\n')
+    if not self.enabled:
+      return
+    line = json.dumps(record) + '\n'
+    if self.appends:
+      with self.path.open('a') as f:
+        f.write(line)
+      return
+    if self._lines is None:  # Keep a resumed run's earlier records.
+      self._lines = (self.path.read_text().splitlines(keepends=True)
+                     if self.path.exists() else [])
+    self._lines.append(line)
+    self.path.write_text(''.join(self._lines))
 
 
 def check_workdir_config(config, workdir: str) -> None:
   """Refuses a workdir whose stored config differs in a field that changes
   what training computes; stores the config on a fresh start."""
-  path = os.path.join(workdir, 'config.json')
+  path = epath.Path(workdir) / 'config.json'
   current = json.loads(config.to_json())
-  if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)
+  if path.exists():
+    stored = json.loads(path.read_text())
     # A field added to cdcjax after the run started is absent from the stored
     # config; new fields default to the old behaviour, so one still at its
     # default is no change.
@@ -281,8 +329,7 @@ def check_workdir_config(config, workdir: str) -> None:
           f'{workdir} holds a run with a different config (fields: '
           f'{", ".join(differing)}); use a new --workdir or the same config')
   elif jax.process_index() == 0:
-    with open(path, 'w') as f:
-      f.write(config.to_json(indent=2))
+    path.write_text(config.to_json(indent=2))
 
 
 _MISSING = object()
@@ -343,22 +390,24 @@ def check_inputs(config) -> None:
           '(python -m cdcjax.convert writes variables/)')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (or resumes) in `workdir` and returns the final evaluation."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       mesh: Mesh | None = None) -> dict:
+  """Trains (or resumes) in `workdir` (a local or gs:// path) on `mesh`
+  (default: all devices) and returns the final evaluation."""
   source = data_lib.load_source(config.data, config.data.train_split)
   eval_source = source
   if config.data.eval_split != config.data.train_split:
     eval_source = data_lib.load_source(config.data, config.data.eval_split)
   evaluation.check_labels(config, eval_source)
-  os.makedirs(workdir, exist_ok=True)
+  checkpoints.workdir_path(workdir).mkdir(parents=True, exist_ok=True)
   check_workdir_config(config, workdir)
-  mesh = make_mesh()
+  mesh = make_mesh() if mesh is None else mesh
   image_shape = source.read([0]).shape[1:]
   if config.aug.output_size:
     image_shape = (config.aug.output_size,) * 2 + image_shape[-1:]
   trainer = Trainer(config, mesh, image_shape, len(source))
   total_steps = trainer.total_steps
-  writer = MetricsWriter(os.path.join(workdir, 'metrics.jsonl'))
+  writer = MetricsWriter(checkpoints.workdir_path(workdir) / 'metrics.jsonl')
   manager = checkpoints.open_manager(workdir, config.keep_checkpoints)
   dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
                                    seed=config.seed, aug_config=config.aug,
@@ -434,7 +483,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write({'step': step, 'split': 'eval', **result})
       evaluation.log_eval(step, result)
       if eval_source.paths is not None and jax.process_index() == 0:
-        evaluation.write_clusters(os.path.join(workdir, 'clusters.csv'),
+        evaluation.write_clusters(
+            checkpoints.workdir_path(workdir) / 'clusters.csv',
                                   eval_source, trainer.last_predictions)
   manager.wait_until_finished()
   manager.close()

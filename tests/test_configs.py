@@ -124,3 +124,16 @@ def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
              if scratch[k] != two_stage[k]}
   assert {k: tuple(v) if isinstance(v, (list, tuple)) else v
           for k, v in changed.items()} == measured
+
+
+@pytest.mark.parametrize('num_devices', [1, 8, 16, 64, 256])
+def test_every_config_validates_on_power_of_two_device_counts(num_devices):
+  """Pod sizes: the full configs start on 1 to 256 devices (evaluation
+  batches are padded to a multiple of the device count)."""
+  for path in CONFIG_FILES:
+    config = _load(path).get_config()
+    if config.method == 'selflabel' or config.init_fresh:
+      config.init_from = '/some/run'
+    if config.data.name == 'folder':
+      config.data.path = '/some/photos'
+    config_common.validate(config, num_devices=num_devices)

@@ -113,3 +113,22 @@ def test_per_device_batch_norm():
   config.model.batch_norm = 'global'
   metrics_global, _, _, _ = _one_step(8, config, source)
   assert abs(metrics_global['loss'] - metrics_8['loss']) > 1e-4
+
+
+def test_eval_batches_not_divisible_by_the_device_count_are_padded():
+  """eval_batch_size=100 on 8 devices: batches of 104, every image embedded
+  once, the same outputs as one device with batches of 100."""
+  config = _config('cdc')
+  config.eval_batch_size = 100
+  config_common.validate(config, 8)
+  source = data.load_source(config.data)
+  outputs = {}
+  for n in (1, 8):
+    trainer = train.Trainer(config, train.make_mesh(jax.devices()[:n]),
+                            source.images.shape[1:], len(source))
+    assert trainer.eval_batch_size == {1: 100, 8: 104}[n]
+    outputs[n] = trainer.embed(source)
+  assert outputs[8]['c'].shape == (len(source), config.num_clusters)
+  for key in outputs[1]:
+    np.testing.assert_allclose(outputs[8][key], outputs[1][key], rtol=1e-4,
+                               atol=1e-5, err_msg=key)

@@ -8,6 +8,7 @@
       --seeds=0,1,2 --jobs=2
   python -m cdcjax.bench input --sizes=32,224 --workers=1,2
   python -m cdcjax.bench step --config=configs/imagenet_cdc.py:tiny
+  python -m cdcjax.bench accelerator --out=/tmp/accelerator.json
 
 `digits` (`train` with the default config, digits CDC) and `train` run the
 training command once per seed in a fresh workdir, as a user would (new
@@ -29,7 +30,10 @@ ones measured alone.
 
 `input` measures the training input pipeline against a PyTorch DataLoader
 doing the same recipe (cdcjax/bench_input.py); `step` the training step's
-throughput and FLOP/s on a fixed batch (cdcjax/bench_step.py).
+throughput and FLOP/s on a fixed batch (cdcjax/bench_step.py);
+`accelerator` the one-shot GPU/TPU measurement (cdcjax/bench_accelerator.py:
+the ImageNet head step in bf16 and f32, the CIFAR-10 step, a fixed-budget
+CIFAR-10 run), into one JSON file (--out).
 """
 
 import concurrent.futures
@@ -76,7 +80,11 @@ ABLATIONS = {
     'tau_c = 1': ['loss.cluster_temperature=1.0'],
     'without InfoNCE': ['loss.use_infonce=False'],
 }
-COMMANDS = ('digits', 'train', 'ablations', 'input', 'step')
+_BUDGET = flags.DEFINE_float('budget_s', 240.0, 'accelerator: seconds of '
+                             'CIFAR-10 training in the fixed-budget run.')
+_TINY = flags.DEFINE_bool('tiny', False, "accelerator: the configs' tiny "
+                          'variants (tests, CPUs).')
+COMMANDS = ('digits', 'train', 'ablations', 'input', 'step', 'accelerator')
 
 
 def _final_eval(workdir: str) -> dict | None:
@@ -214,6 +222,12 @@ def main(argv):
              '[--config=...] [--seeds=0,1,2] [--override=x=y]')
   if _JOBS.value < 1:
     sys.exit(f'--jobs={_JOBS.value}; allowed: an integer >= 1')
+  if argv[1] == 'accelerator':
+    from cdcjax import bench_accelerator  # pylint: disable=g-import-not-at-top
+    bench_accelerator.measure(_OUT.value or '/tmp/cdcjax_accelerator.json',
+                              budget_s=_BUDGET.value, tiny=_TINY.value,
+                              steps=_STEPS.value)
+    return
   if argv[1] == 'step':
     from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
     summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,

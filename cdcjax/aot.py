@@ -65,23 +65,6 @@ _DTYPE_BYTES = {'f32': 4, 'bf16': 2, 'f16': 2, 's32': 4, 'u32': 4, 'f64': 8,
 _SHAPE = re.compile(r'\b(%s)\[([\d,]*)\]' % '|'.join(_DTYPE_BYTES))
 _COLLECTIVE_OP = re.compile(r'\s(%s)(-start)?\(' % '|'.join(COLLECTIVES))
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Config file (configs/*.py[:tiny]).', lock_config=True)
-_TOPOLOGY = flags.DEFINE_string(
-    'topology', 'v5e:2x2', "libtpu topology name, 'vX:AxB[xC]' (v5e:2x2, "
-    'v5e:4x4, v5p:4x4x4, v4:4x4x4, v6e:2x2, ...).')
-_CHIP_CONFIG = flags.DEFINE_string(
-    'chip_config_name', '', "libtpu chip config, e.g. 'megacore' for v4 "
-    '(one device per chip instead of per TensorCore).')
-_NUM_EXAMPLES = flags.DEFINE_integer(
-    'num_examples', 0, 'Training-set size for the schedule (0: known size '
-    'of the dataset, else 1,000 batches).')
-_OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the report.')
-_HLO_OUT = flags.DEFINE_string(
-    'hlo_out', None, 'Optional file prefix: writes PREFIX.train_step.hlo and '
-    'PREFIX.embed_step.hlo (the compiled HLO text).')
-
-
 def topology_devices(name: str, chip_config_name: str = '') -> list:
   """libtpu's abstract devices of a TPU slice (needs the tpu extra)."""
   from jax.experimental import topologies  # pylint: disable=g-import-not-at-top
@@ -260,6 +243,27 @@ def format_report(report: dict) -> str:
   return '\n'.join(lines)
 
 
+def _define_flags():
+  """Flags of the command line, defined only when it runs (other modules
+  that import this one, e.g. tests beside cdcjax.bench, define --config too)."""
+  global _CONFIG, _TOPOLOGY, _CHIP_CONFIG, _NUM_EXAMPLES, _OUT, _HLO_OUT
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', None, 'Config file (configs/*.py[:tiny]).', lock_config=True)
+  _TOPOLOGY = flags.DEFINE_string(
+      'topology', 'v5e:2x2', "libtpu topology name, 'vX:AxB[xC]' (v5e:2x2, "
+      'v5e:4x4, v5p:4x4x4, v4:4x4x4, v6e:2x2, ...).')
+  _CHIP_CONFIG = flags.DEFINE_string(
+      'chip_config_name', '', "libtpu chip config, e.g. 'megacore' for v4 "
+      '(one device per chip instead of per TensorCore).')
+  _NUM_EXAMPLES = flags.DEFINE_integer(
+      'num_examples', 0, 'Training-set size for the schedule (0: known size '
+      'of the dataset, else 1,000 batches).')
+  _OUT = flags.DEFINE_string('out', None, 'Optional JSON file for the report.')
+  _HLO_OUT = flags.DEFINE_string(
+      'hlo_out', None, 'Optional file prefix: writes PREFIX.train_step.hlo and '
+      'PREFIX.embed_step.hlo (the compiled HLO text).')
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f'error: unexpected arguments: {" ".join(argv[1:])}')
@@ -284,4 +288,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -5,21 +5,10 @@ import json
 import os
 import subprocess
 
-import numpy as np
-
 from cdcjax import bench_accelerator
+from test_configs import _fake_colour_npz as _fake_cifar10  # pylint: disable=g-bad-import-order
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _fake_cifar10(path, n_train=96, n_test=40):
-  rng = np.random.default_rng(0)
-  labels = rng.integers(0, 10, n_train + n_test)
-  base = rng.uniform(size=(10, 1, 1, 3))[labels]
-  images = np.clip(base + 0.2 * rng.normal(size=(len(labels), 32, 32, 3)),
-                   0, 1)
-  np.savez(path, images=(images * 255).astype(np.uint8), labels=labels,
-           split=np.r_[np.zeros(n_train), np.ones(n_test)].astype(np.uint8))
 
 
 def test_tiny_measurement_writes_every_part(tmp_path, monkeypatch):

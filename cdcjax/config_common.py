@@ -166,6 +166,11 @@ def base_config() -> ml_collections.ConfigDict:
   # half cosine; predictor MLP model.predictor_hidden_dims. CDC only.
   c.loss.contrast = 'in_batch'
   c.loss.momentum = 0.99
+  # Every method's instance contrast on more than one device: True computes
+  # each shard's similarity rows against the all-gathered batch (gradient
+  # reduce-scattered); False leaves the dense 2B x 2B matrix to the compiler
+  # (its backward all-reduces the (2B, D) gradient). Same value either way.
+  c.loss.sharded_contrast = True
 
   # The peers' hyperparameters (their papers' defaults).
   c.cc = ml_collections.ConfigDict(dict(

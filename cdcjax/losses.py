@@ -2,13 +2,16 @@
 
 All functions take *global* batches: under `jax.jit` with the batch sharded over
 the `data` mesh axis, every reduction below spans all devices, so negatives and
-Sinkhorn marginals are global without explicit collectives.
+Sinkhorn marginals are global without explicit collectives. The instance
+contrasts also take the mesh (`mesh=`): they then compute each shard's rows of
+the similarity matrix against the all-gathered batch (`_sharded_info_nce`).
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
 
 
 def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
@@ -17,7 +20,8 @@ def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
   return x / jnp.maximum(norm, eps)
 
 
-def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
+def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float,
+             mesh: Mesh | None = None) -> jax.Array:
   """Two-view InfoNCE (SimCLR's NT-Xent without its normalisation).
 
   The 2B vectors [z_a; z_b] are all anchors; the positive of row i of z_a is
@@ -25,8 +29,15 @@ def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
   similarity is the plain dot product divided by `temperature`, so callers
   decide how to normalise (CDC normalises c and s separately).
 
+  mesh: the mesh whose axes (all of them) shard the rows of z_a and z_b. With
+  more than one device, the same value is computed per shard (see
+  `_sharded_info_nce`); None computes the dense 2B x 2B matrix and leaves the
+  partitioning to the compiler.
+
   Returns the mean loss over the 2B anchors.
   """
+  if mesh is not None and mesh.size > 1:
+    return _sharded_info_nce(z_a, z_b, temperature, mesh)
   batch = z_a.shape[0]
   z = jnp.concatenate([z_a, z_b], axis=0).astype(jnp.float32)
   logits = (z @ z.T) / temperature
@@ -37,9 +48,49 @@ def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
   return -jnp.mean(jnp.take_along_axis(log_prob, positive[:, None], axis=1))
 
 
-def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float) -> jax.Array:
+def _sharded_info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float,
+                      mesh: Mesh) -> jax.Array:
+  """info_nce with each device computing only its own anchors' rows.
+
+  As SimCLR's TPU code: each shard's anchors (its rows of z_a and of z_b) are
+  scored against the all-gathered [z_a; z_b]. The backward of the gather is a
+  reduce-scatter of the keys' gradient, where the compiler's partitioning of
+  the dense z z^T all-reduces the full (2B, D) gradient and permutes rows to
+  build the concatenation along the sharded axis.
+  """
+  axes = mesh.axis_names
+  batch = z_a.shape[0]
+  if batch % mesh.size:
+    raise ValueError(f'batch of {batch} rows does not divide over the '
+                     f'{mesh.size} devices of mesh axes {axes}')
+
+  def per_shard(za, zb):
+    za, zb = za.astype(jnp.float32), zb.astype(jnp.float32)
+    keys = jnp.concatenate([jax.lax.all_gather(za, axes, tiled=True),
+                            jax.lax.all_gather(zb, axes, tiled=True)])
+    rows = jax.lax.axis_index(axes) * za.shape[0] + jnp.arange(za.shape[0])
+    columns = jnp.arange(2 * batch)
+
+    def summed_loss(anchors, self_column, positive_column):
+      logits = anchors @ keys.T / temperature
+      logits = jnp.where(columns[None, :] == self_column[:, None], -jnp.inf,
+                         logits)
+      log_prob = jax.nn.log_softmax(logits, axis=1)
+      return -jnp.sum(jnp.take_along_axis(log_prob, positive_column[:, None],
+                                          axis=1))
+
+    total = (summed_loss(za, rows, rows + batch) +
+             summed_loss(zb, rows + batch, rows))
+    return jax.lax.psum(total, axes) / (2 * batch)
+
+  return jax.shard_map(per_shard, mesh=mesh, in_specs=(P(axes), P(axes)),
+                       out_specs=P())(z_a, z_b)
+
+
+def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float,
+            mesh: Mesh | None = None) -> jax.Array:
   """SimCLR's NT-Xent: InfoNCE on L2-normalised vectors (cosine similarity)."""
-  return info_nce(l2_normalize(z_a), l2_normalize(z_b), temperature)
+  return info_nce(l2_normalize(z_a), l2_normalize(z_b), temperature, mesh)
 
 
 def moco_v3_contrast(q_a: jax.Array, q_b: jax.Array, k_a: jax.Array,
@@ -142,7 +193,8 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
              sinkhorn_arithmetic: str = 'log',
              use_infonce: bool = True,
              use_equipartition: bool = True,
-             predictions=None, momentum_keys=None) -> CDCLoss:
+             predictions=None, momentum_keys=None,
+             mesh: Mesh | None = None) -> CDCLoss:
   """The CDC objective L = L_InfoNCE + lambda * L_eq for two views a and b.
 
   Args:
@@ -166,6 +218,7 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
       (p_a, p_b) of predictor outputs and (z_a, z_b) = [c; s] of the momentum
       heads; the contrast term is then moco_v3_contrast on them instead of
       the in-batch InfoNCE over the 2B views.
+    mesh: the mesh sharding the batch, for the in-batch InfoNCE (info_nce).
   """
   if sinkhorn_target not in ('same', 'swapped'):
     raise ValueError(
@@ -194,7 +247,7 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
     infonce = moco_v3_contrast(*predictions, *keys, temperature)
   elif use_infonce:
     infonce = info_nce(jnp.concatenate([c_a, s_a], axis=1),
-                       jnp.concatenate([c_b, s_b], axis=1), temperature)
+                       jnp.concatenate([c_b, s_b], axis=1), temperature, mesh)
 
   equipartition = zero
   if use_equipartition:
@@ -229,7 +282,8 @@ class CCLoss(NamedTuple):
 def cc_loss(z_a: jax.Array, z_b: jax.Array, y_a: jax.Array, y_b: jax.Array, *,
             instance_temperature: float = 0.5,
             cluster_temperature: float = 1.0,
-            entropy_weight: float = 1.0) -> CCLoss:
+            entropy_weight: float = 1.0,
+            mesh: Mesh | None = None) -> CCLoss:
   """Contrastive Clustering (Li et al., 2021), as the authors' code computes it.
 
   Args:
@@ -238,8 +292,10 @@ def cc_loss(z_a: jax.Array, z_b: jax.Array, y_a: jax.Array, y_b: jax.Array, *,
       are contrasted with cosine similarity / cluster_temperature (positive:
       the same column in the other view), and per view log K - H(mean_i y_i)
       is added, which pushes the cluster marginal towards uniform.
+    mesh: the mesh sharding the batch, for the instance contrast (info_nce);
+      the cluster contrast's rows are the K clusters, not sharded.
   """
-  instance = nt_xent(z_a, z_b, instance_temperature)
+  instance = nt_xent(z_a, z_b, instance_temperature, mesh)
   cluster = nt_xent(y_a.T, y_b.T, cluster_temperature)
 
   def marginal_gap(y):
@@ -263,7 +319,8 @@ class CDLoss(NamedTuple):
 def cd_loss(z_a: jax.Array, z_b: jax.Array, f_a: jax.Array, f_b: jax.Array, *,
             instance_temperature: float = 0.5,
             feature_temperature: float = 1.0,
-            entropy_weight: float = 1.0) -> CDLoss:
+            entropy_weight: float = 1.0,
+            mesh: Mesh | None = None) -> CDLoss:
   """Contrastive Disentangling (Jiang et al., 2024), as the authors' code.
 
   Args:
@@ -273,8 +330,9 @@ def cd_loss(z_a: jax.Array, z_b: jax.Array, f_a: jax.Array, f_b: jax.Array, *,
       with cosine similarity / feature_temperature (positive: the same head in
       the other view); the mean normalised binary entropy of all predictions
       (entropy / log 2, averaged over the views) is subtracted.
+    mesh: the mesh sharding the batch, for the instance contrast (info_nce).
   """
-  instance = nt_xent(z_a, z_b, instance_temperature)
+  instance = nt_xent(z_a, z_b, instance_temperature, mesh)
   feature = nt_xent(f_a.T, f_b.T, feature_temperature)
   entropy = 0.5 * (jnp.mean(_binary_entropy(f_a)) +
                    jnp.mean(_binary_entropy(f_b))) / jnp.log(2.0)

@@ -104,12 +104,14 @@ def sinkhorn_balance(config, progress=None):
 
 
 def loss(config, out_a: dict, out_b: dict, progress=None,
-         momentum_outputs=None) -> dict:
+         momentum_outputs=None, mesh=None) -> dict:
   """The method's loss on the outputs for views a and b of one global batch.
 
   `progress` (step / total steps, may be traced) drives loss schedules.
   `momentum_outputs`: the momentum heads' outputs for views a and b, when
   uses_momentum_heads(config).
+  `mesh`: the mesh sharding the batch; the instance contrasts then run per
+  shard (losses.info_nce). None: the compiler partitions them.
   """
   method = config.method
   extra_metrics = {}
@@ -128,7 +130,7 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         sinkhorn_balance=sinkhorn_balance(config, progress),
         sinkhorn_arithmetic=lc.sinkhorn_arithmetic, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
-        **moco)
+        mesh=mesh, **moco)
     # The largest raw cluster logit, logged: with loss.normalize_c=False it
     # grows, and SwAV's exp Sinkhorn overflows once it exceeds 88.7 * eps.
     c_key = 'c_heads' if 'c_heads' in out_a else 'c'
@@ -145,17 +147,17 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         jax.nn.softmax(out_b['c'].astype(jnp.float32)),
         instance_temperature=config.cc.instance_temperature,
         cluster_temperature=config.cc.cluster_temperature,
-        entropy_weight=config.cc.entropy_weight)
+        entropy_weight=config.cc.entropy_weight, mesh=mesh)
   elif method == 'cd':
     result = losses.cd_loss(
         out_a['s'], out_b['s'], out_a['f'].astype(jnp.float32),
         out_b['f'].astype(jnp.float32),
         instance_temperature=config.cd.instance_temperature,
         feature_temperature=config.cd.feature_temperature,
-        entropy_weight=config.cd.entropy_weight)
+        entropy_weight=config.cd.entropy_weight, mesh=mesh)
   elif method == 'simclr':
     return {'loss': losses.nt_xent(out_a['s'], out_b['s'],
-                                   config.simclr.temperature)}
+                                   config.simclr.temperature, mesh)}
   elif method == 'selflabel':
     result = losses.self_label_loss(
         cluster_logits(config, out_a), cluster_logits(config, out_b),

@@ -88,8 +88,13 @@ HEAD_LOSS_DECAY = 0.99
 LOSS_SCOPE, OPTIMIZER_SCOPE = 'cdcjax_loss', 'cdcjax_optimizer'
 
 
-def make_train_step(model, optimizer, config, total_steps: int):
-  """Returns train_step(state, batch) -> (state, metrics), not yet jitted."""
+def make_train_step(model, optimizer, config, total_steps: int,
+                    mesh: Mesh | None = None):
+  """Returns train_step(state, batch) -> (state, metrics), not yet jitted.
+
+  mesh: the mesh the batch is sharded over, given to the loss (per-shard
+  instance contrasts, losses.info_nce); None leaves them to the compiler.
+  """
 
   def train_step(state: TrainState, batch):
     if config.aug.color_on_device:
@@ -125,7 +130,7 @@ def make_train_step(model, optimizer, config, total_steps: int):
       # only float32 reaches them under mixed precision.
       with jax.named_scope(LOSS_SCOPE):
         terms = methods.loss(config, *outputs, progress=progress,
-                             momentum_outputs=momentum_outputs)
+                             momentum_outputs=momentum_outputs, mesh=mesh)
       return terms['loss'], (terms, batch_stats)
 
     grads, (terms, batch_stats) = jax.grad(compute_loss, has_aux=True)(
@@ -215,7 +220,8 @@ class Trainer:
       self.state = initial_state()
     self.train_step = jax.jit(
         make_train_step(self.model, self.optimizer, config,
-                        self.total_steps),
+                        self.total_steps,
+                        mesh if config.loss.sharded_contrast else None),
         in_shardings=(self.replicated, self.batch_sharding),
         out_shardings=(self.replicated, self.replicated), donate_argnums=0)
     self.embed_step = jax.jit(

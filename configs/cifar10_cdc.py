@@ -11,8 +11,8 @@ Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
 cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
 Computes in bfloat16 (model.compute_dtype). Compiled for TPU on a CPU
 (python -m cdcjax.aot --config=configs/cifar10_cdc.py --topology=v5e:4x4): the
-train step fits in 0.26 GB per v5e chip, memory-bound at 4.4 ms per step on
-the roofline (f32: 0.55 GB, 9.1 ms); README, "Accelerators".
+train step fits in 0.25 GB per v5e chip, memory-bound at 4.3 ms per step on
+the roofline (f32: 0.55 GB, 9.2 ms); README, "Accelerators".
 Tiny variant for smoke tests: configs/cifar10_cdc.py:tiny.
 """
 

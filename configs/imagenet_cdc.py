@@ -21,8 +21,8 @@ comes from (aug.recipe moco_v3 for ImageNet-1k, moco_v2 for the subsets).
 Paper (ImageNet-1k validation): ACC 53.4 / NMI 76.3 / ARI 34.7. Not measured by cdcjax yet: no result is claimed.
 Computes in bfloat16. Compiled for a 64-chip v5p:4x4x4 (16 hosts) on a CPU
 (python -m cdcjax.aot --config=configs/imagenet_cdc.py --topology=v5p:4x4x4):
-batch 4,096, 0.77 GB per chip, memory-bound at 4.6 ms per step on the roofline
-(f32: 1.05 GB, 6.4 ms); README, "Accelerators".
+batch 4,096, 0.77 GB per chip, memory-bound at 4.8 ms per step on the roofline
+(f32: 1.05 GB, 6.6 ms); README, "Accelerators".
 Tiny variant (real ResNet-50, 32x32 mock images, 2 steps; tests/test_imagenet.py):
 configs/imagenet_cdc.py:tiny.
 """

@@ -105,7 +105,8 @@ def test_f32_configs_have_no_bf16_anywhere():
   assert half_precision_in_scope(jaxpr)[1:] == (0, 0)
 
 
-@pytest.mark.parametrize('method', ['cdc', 'cd'])
+# cd with the slow tests (python -m pytest -m slow), for the suite's time.
+@pytest.mark.parametrize('method', ['cdc', pytest.param('cd', marks=pytest.mark.slow)])
 def test_a_bf16_step_matches_the_f32_step(method):
   results = {}
   for dtype in ('float32', 'bfloat16'):
@@ -167,6 +168,7 @@ def test_bf16_config_trains_end_to_end_like_f32(tmp_path):
   np.testing.assert_allclose(losses['bfloat16'], losses['float32'], rtol=0.2)
 
 
+@pytest.mark.slow  # The cifar10 bf16 config above is the default-suite run.
 def test_bf16_tiny_digits_run_matches_f32_over_twelve_steps(tmp_path):
   losses = {}
   for dtype in ('float32', 'bfloat16'):

@@ -21,9 +21,9 @@ exp-domain Sinkhorn, which can overflow to NaN), tau_c = 1, without
 InfoNCE) with the same config, seeds and budget, and prints a table with the
 clustering ACC, the cluster-size entropy (1 balanced, 0 collapsed) and the
 linear-probe ACC (mean +- std over the seeds, and each seed's ACC). A run
-that stops on a non-finite loss is reported as diverged, with the step, from
-its error message; any other error as failed, with its message; a variant
-with a diverged or failed seed gets no mean.
+that stops on a non-finite loss or gradient norm is reported as diverged,
+with the step, from its error message; any other error as failed, with its
+message; a variant with a diverged or failed seed gets no mean.
 `--jobs=N` runs N trainings at once (`train`, `digits`, `ablations`): small
 models leave cores idle, but wall times measured side by side are not the
 ones measured alone.
@@ -50,7 +50,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from cdcjax.errors import NON_FINITE_LOSS_AT_STEP
+from cdcjax.errors import (NON_FINITE_GRAD_NORM_AT_STEP,
+                           NON_FINITE_LOSS_AT_STEP)
 
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds to run.')
 _CONFIG = flags.DEFINE_string('config', 'configs/digits_cdc.py',
@@ -168,7 +169,9 @@ def _mean_std(values, digits: int) -> str:
   return f'{values.mean():.{digits}f} ± {values.std():.{digits}f}'
 
 
-_DIVERGED_AT = re.compile(re.escape(NON_FINITE_LOSS_AT_STEP) + r' (\d+)')
+_DIVERGED_AT = re.compile(
+    '(' + re.escape(NON_FINITE_LOSS_AT_STEP) + '|' +
+    re.escape(NON_FINITE_GRAD_NORM_AT_STEP) + r') (\d+)')
 
 
 def ablation_row(name: str, results) -> str:
@@ -177,13 +180,13 @@ def ablation_row(name: str, results) -> str:
     results = [results]
   failures = [r['failure'] for r in results if 'failure' in r]
   if failures:
-    # Only the trainer's non-finite-loss stop is a divergence; any other
-    # error (a bad override, a crash) is reported as a failure, in full.
+    # Only the trainer's non-finite loss or gradient stop is a divergence;
+    # any other error (a bad override, a crash) is a failure, in full.
     steps = [_DIVERGED_AT.search(f) for f in failures]
     if all(steps):
       return (f'| {name} | diverged in {len(failures)} of {len(results)} '
-              'runs (non-finite loss at step '
-              f'{", ".join(m.group(1) for m in steps)}) | | | |')
+              f'runs ({steps[0].group(1)} '
+              f'{", ".join(m.group(2) for m in steps)}) | | | |')
     other = next(f for f, m in zip(failures, steps) if not m)
     return (f'| {name} | failed in {len(failures)} of {len(results)} runs: '
             f'{other} | | | |')

@@ -2,8 +2,10 @@
 
 
 # How a diverged run's error message starts (train.py), followed by the step;
-# bench.py reads the step back from it.
+# bench.py reads the step back from it. The loss is checked first: a NaN loss
+# has a NaN gradient too.
 NON_FINITE_LOSS_AT_STEP = 'non-finite loss at step'
+NON_FINITE_GRAD_NORM_AT_STEP = 'non-finite gradient norm at step'
 
 
 class TrainingFailure(RuntimeError):

@@ -15,9 +15,21 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 
 def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
-  """x / max(||x||, eps), as torch.nn.functional.normalize."""
-  norm = jnp.linalg.norm(x, axis=axis, keepdims=True)
-  return x / jnp.maximum(norm, eps)
+  """x / max(||x||, eps), as torch.nn.functional.normalize.
+
+  Computed as x * rsqrt(max(||x||^2, eps^2)), the same value: the gradient of
+  ||x|| is x / ||x||, 0 / 0 where the norm is 0 or its square underflows (a
+  dead cluster's probability column), and that NaN would pass through
+  maximum's zero cotangent. eps^2 must be a normal number of x's dtype
+  (float32/bfloat16: eps >= 1.1e-19).
+  """
+  squared_norm = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
+  return x * jax.lax.rsqrt(jnp.maximum(squared_norm, eps * eps))
+
+
+# nn.CosineSimilarity's clamp on each norm, which CC's cluster contrast uses in
+# the authors' code (F.normalize's 1e-12 is the instance contrasts').
+COSINE_SIMILARITY_EPS = 1e-8
 
 
 def info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float,
@@ -88,9 +100,12 @@ def _sharded_info_nce(z_a: jax.Array, z_b: jax.Array, temperature: float,
 
 
 def nt_xent(z_a: jax.Array, z_b: jax.Array, temperature: float,
-            mesh: Mesh | None = None) -> jax.Array:
-  """SimCLR's NT-Xent: InfoNCE on L2-normalised vectors (cosine similarity)."""
-  return info_nce(l2_normalize(z_a), l2_normalize(z_b), temperature, mesh)
+            mesh: Mesh | None = None, eps: float = 1e-12) -> jax.Array:
+  """SimCLR's NT-Xent: InfoNCE on L2-normalised vectors (cosine similarity);
+  `eps` clamps each norm (l2_normalize), computed in float32."""
+  z_a, z_b = z_a.astype(jnp.float32), z_b.astype(jnp.float32)
+  return info_nce(l2_normalize(z_a, eps=eps), l2_normalize(z_b, eps=eps),
+                  temperature, mesh)
 
 
 def moco_v3_contrast(q_a: jax.Array, q_b: jax.Array, k_a: jax.Array,
@@ -268,8 +283,21 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
   return CDCLoss(total=total, infonce=infonce, equipartition=equipartition)
 
 
-def _binary_entropy(p: jax.Array, eps: float = 1e-12) -> jax.Array:
-  return -p * jnp.log(p + eps) - (1.0 - p) * jnp.log(1.0 - p + eps)
+def _x_log_x(x: jax.Array) -> jax.Array:
+  """x log x with its limit 0 at x = 0, and a zero (not NaN) gradient there."""
+  positive = x > 0
+  return jnp.where(positive, x * jnp.log(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def _binary_entropy(p: jax.Array) -> jax.Array:
+  """H(p) in nats: exactly 0 at p = 0 and 1, with a finite gradient there.
+
+  Not -p log(p + eps) - (1 - p) log(1 - p + eps): XLA regroups 1 - p + eps
+  as (1 + eps) - p, 1 + eps rounds to 1 in float32, and a sigmoid that
+  rounds to exactly 1.0 (from a logit of about 16.7) gives 0 * log 0 = NaN
+  under jit. Here 1 - p carries no constant to fold, and 0 log 0 is 0.
+  """
+  return -(_x_log_x(p) + _x_log_x(1.0 - p))
 
 
 class CCLoss(NamedTuple):
@@ -291,17 +319,21 @@ def cc_loss(z_a: jax.Array, z_b: jax.Array, y_a: jax.Array, y_b: jax.Array, *,
     y_a, y_b: (B, K) cluster probabilities (softmax outputs). Their 2K columns
       are contrasted with cosine similarity / cluster_temperature (positive:
       the same column in the other view), and per view log K - H(mean_i y_i)
-      is added, which pushes the cluster marginal towards uniform.
+      is added, which pushes the cluster marginal towards uniform. Each
+      column's norm is clamped at 1e-8 as the authors' nn.CosineSimilarity
+      does (a dead cluster's column has norm ~0; the clamp is what their
+      numbers were trained with), and an empty cluster's 0 log 0 is 0.
     mesh: the mesh sharding the batch, for the instance contrast (info_nce);
       the cluster contrast's rows are the K clusters, not sharded.
   """
   instance = nt_xent(z_a, z_b, instance_temperature, mesh)
-  cluster = nt_xent(y_a.T, y_b.T, cluster_temperature)
+  cluster = nt_xent(y_a.T, y_b.T, cluster_temperature,
+                    eps=COSINE_SIMILARITY_EPS)
 
   def marginal_gap(y):
     marginal = jnp.sum(y, axis=0)
     marginal = marginal / jnp.sum(marginal)
-    return jnp.log(y.shape[1]) + jnp.sum(marginal * jnp.log(marginal))
+    return jnp.log(y.shape[1]) + jnp.sum(_x_log_x(marginal))
 
   entropy = marginal_gap(y_a) + marginal_gap(y_b)
   total = instance + cluster + entropy_weight * entropy

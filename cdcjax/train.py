@@ -33,7 +33,8 @@ from cdcjax import evaluation
 from cdcjax import folders
 from cdcjax import methods
 from cdcjax import optimizers
-from cdcjax.errors import NON_FINITE_LOSS_AT_STEP, TrainingFailure
+from cdcjax.errors import (NON_FINITE_GRAD_NORM_AT_STEP,
+                           NON_FINITE_LOSS_AT_STEP, TrainingFailure)
 
 # Fields that may differ when resuming a run (they do not change what a step
 # computes, or they extend the run). The evaluation fields among them let a
@@ -458,7 +459,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if log_now or save_now:
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       # Checked before every save, so no checkpoint holds a diverged state.
-      if not all(math.isfinite(v) for v in metrics.values()):
+      # A finite loss with a non-finite gradient (a NaN from a loss's edge)
+      # would make the next parameters NaN: stopped the same way.
+      bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+      if bad:
+        what = (NON_FINITE_LOSS_AT_STEP if 'loss' in bad else
+                NON_FINITE_GRAD_NORM_AT_STEP if 'grad_norm' in bad else
+                f'non-finite {", ".join(bad)} at step')
         manager.wait_until_finished()
         good = manager.latest_step()
         kept = (f'The last good checkpoint is step {good} in {workdir}'
@@ -466,7 +473,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 f'No checkpoint had been saved yet in {workdir} (every '
                 f'{config.checkpoint_every_steps} steps)')
         raise TrainingFailure(
-            f'{NON_FINITE_LOSS_AT_STEP} {step} ({metrics}); stopped. '
+            f'{what} {step} ({metrics}); stopped. '
             f'{kept}')
     if log_now:
       elapsed = time.time() - interval_start

@@ -285,8 +285,12 @@ def test_divergence_stops_with_a_clear_message(tmp_path):
           bench.ablation_row('row', {'failure': errors[0], 'wall_s': 1.0}))
 
 
+# A NaN gradient with a finite loss (a loss's edge) stops the run the same way.
+@pytest.mark.parametrize('metric, message', [
+    ('loss', 'non-finite loss at step'),
+    ('grad_norm', 'non-finite gradient norm at step')])
 def test_divergence_after_a_save_names_and_keeps_that_checkpoint(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, metric, message):
   from cdcjax import train  # pylint: disable=g-import-not-at-top
   config = digits_cdc.get_config('tiny')  # Saves and logs every 4 steps.
   real_step = train.Trainer.step
@@ -295,15 +299,18 @@ def test_divergence_after_a_save_names_and_keeps_that_checkpoint(
   def step_that_diverges_at_6(self, batch):
     metrics = real_step(self, batch)
     calls.append(1)
-    return {**metrics, 'loss': float('nan')} if len(calls) >= 6 else metrics
+    return {**metrics, metric: float('nan')} if len(calls) >= 6 else metrics
 
   monkeypatch.setattr(train.Trainer, 'step', step_that_diverges_at_6)
   workdir = str(tmp_path / 'run')
   with pytest.raises(train.TrainingFailure,
-                     match=r'non-finite loss at step 8 .*The last good '
-                     r'checkpoint is step 4 in '):
+                     match=message + r' 8 .*The last good '
+                     r'checkpoint is step 4 in ') as failure:
     train.train_and_evaluate(config, workdir)
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['4']
+  # bench ablations counts either stop as a divergence, named as such.
+  assert (f'diverged in 1 of 1 runs ({message} 8)' in bench.ablation_row(
+      'row', {'failure': str(failure.value), 'wall_s': 1.0}))
 
 
 def test_self_label_needs_a_trained_workdir(tmp_path):

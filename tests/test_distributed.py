@@ -62,13 +62,14 @@ def _assert_same_state(a, b):
                (a.params, a.batch_stats), (b.params, b.batch_stats))
 
 
-# CDC and self-labeling in the default suite; the peers and the MoCo v3
-# contrast with the slow tests (python -m pytest -m slow), for time.
+# CDC and self-labeling in the default suite; the peers, the MoCo v3
+# contrast, the multi-head and the two Sinkhorn variants with the slow tests
+# (python -m pytest -m slow), for time.
 @pytest.mark.parametrize('method', [
     pytest.param(m, marks=() if m in ('cdc', 'selflabel') else pytest.mark.slow)
     for m in methods.METHODS] + [
-        pytest.param('cdc_moco_v3', marks=pytest.mark.slow), 'cdc_3_heads',
-        'cdc_unbalanced', 'cdc_swav_exp'])
+        pytest.param(m, marks=pytest.mark.slow) for m in (
+            'cdc_moco_v3', 'cdc_3_heads', 'cdc_unbalanced', 'cdc_swav_exp')])
 def test_one_step_same_on_1_and_8_devices(method):
   config = _config(method)
   source = data.load_digits(8)

@@ -1,14 +1,16 @@
 """Two processes on this machine over loopback (jax.distributed on CPU, gloo):
 they train together, each reading its shard, and their evaluation equals the
-single-process evaluation of the same checkpoint. The second process starts
-late and compiles late (by more than the 30 s gloo waits for a peer), as a
-process on a loaded host does."""
+single-process evaluation of the same checkpoint. In the slow variant the
+second process starts late and compiles late (by more than the 30 s gloo
+waits for a peer), as a process on a loaded host does."""
 
 import json
 import os
 import socket
 import subprocess
 import sys
+
+import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,12 +57,15 @@ def _final_eval(workdir):
     return [json.loads(l) for l in f if '"eval"' in l][-1]
 
 
-def test_two_processes_train_and_evaluate_like_one(tmp_path):
+# The late second process (70 s of sleeps) with the slow tests, for time.
+@pytest.mark.parametrize('late', [False,
+                                  pytest.param(True, marks=pytest.mark.slow)])
+def test_two_processes_train_and_evaluate_like_one(tmp_path, late):
   workdir = str(tmp_path / 'run')
   port = _free_port()
   procs = [subprocess.Popen(
       _main(workdir, '--multihost', f'--coordinator_address=127.0.0.1:{port}',
-            '--num_processes=2', f'--process_id={i}', late=i == 1),
+            '--num_processes=2', f'--process_id={i}', late=late and i == 1),
       cwd=REPO_ROOT, env=_env(2), stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT, text=True) for i in range(2)]
   outputs = [p.communicate(timeout=600)[0] for p in procs]

@@ -5,12 +5,15 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from cdcjax import bench_accelerator
 from test_configs import _fake_colour_npz as _fake_cifar10  # pylint: disable=g-bad-import-order
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow  # 46 s; the dry run below stays in the default suite.
 def test_tiny_measurement_writes_every_part(tmp_path, monkeypatch):
   monkeypatch.chdir(REPO_ROOT)
   _fake_cifar10(tmp_path / 'cifar10.npz')

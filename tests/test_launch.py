@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO_ROOT, 'launch')
@@ -86,7 +87,10 @@ def test_slurm_task_trains_as_two_processes(tmp_path):
   job_id = _free_slurm_job_id()
   procs = []
   for rank in range(2):
-    env = dict(os.environ, JAX_PLATFORMS='cpu', JAX_NUM_CPU_DEVICES='2',
+    # PYTHON: this interpreter, also when its virtual environment is not
+    # activated (slurm_task.sh's default is `python` from PATH).
+    env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS='cpu',
+               JAX_NUM_CPU_DEVICES='2',
                SLURM_JOB_ID=str(job_id), SLURM_STEP_NODELIST='localhost',
                SLURM_NTASKS='2', SLURM_PROCID=str(rank),
                SLURM_LOCALID=str(rank), SLURM_JOB_NUM_NODES='1')

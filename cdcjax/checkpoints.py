@@ -30,11 +30,16 @@ def workdir_path(workdir) -> epath.Path:
       workdir))
 
 
-def open_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
+def open_manager(workdir: str, max_to_keep: int,
+                 keep_every_steps: int = 0) -> ocp.CheckpointManager:
+  """Keeps the newest `max_to_keep` checkpoints, and with keep_every_steps
+  > 0 also every checkpoint whose step is a multiple of it (milestones,
+  Orbax's keep_period), which max_to_keep never deletes."""
   return ocp.CheckpointManager(
       workdir_path(workdir) / 'checkpoints',
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                           create=True))
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, keep_period=keep_every_steps or None,
+          create=True))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state,

@@ -46,6 +46,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every_steps = 0  # 0: evaluate only at the end.
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
+  # Milestones: checkpoints at multiples of this step count are kept beside
+  # the newest keep_checkpoints (0: none).
+  c.keep_checkpoint_every_steps = 0
   # Evaluators (cdcjax/evaluators.py); the first gives the acc/nmi/ari.
   c.evaluators = ('cluster_head',)
   # A workdir whose newest checkpoint initialises params and BatchNorm
@@ -277,6 +280,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            'must be >= 0 (0: only at the end)')
   _require(c.keep_checkpoints >= 1, 'keep_checkpoints', c.keep_checkpoints,
            'must be >= 1')
+  _require(c.keep_checkpoint_every_steps == 0 or (
+      c.keep_checkpoint_every_steps > 0 and
+      c.keep_checkpoint_every_steps % c.checkpoint_every_steps == 0),
+           'keep_checkpoint_every_steps', c.keep_checkpoint_every_steps,
+           f'must be 0 (no milestones) or a positive multiple of '
+           f'checkpoint_every_steps ({c.checkpoint_every_steps})')
   _require(c.data.pad == 0 or c.data.name in ('digits', *data.NPZ_DATASETS,
                                                'npz'),
            'data.pad', c.data.pad, 'padding is applied to digits and .npz '

@@ -41,8 +41,9 @@ from cdcjax.errors import (NON_FINITE_GRAD_NORM_AT_STEP,
 # finished run be scored again with other evaluators.
 RESUMABLE_CHANGES = ('total_steps', 'num_epochs', 'log_every_steps',
                      'eval_every_steps', 'checkpoint_every_steps',
-                     'keep_checkpoints', 'eval_batch_size', 'data.num_threads',
-                     'evaluators', 'eval_num_clusters')
+                     'keep_checkpoints', 'keep_checkpoint_every_steps',
+                     'eval_batch_size', 'data.num_threads', 'evaluators',
+                     'eval_num_clusters')
 
 
 @flax.struct.dataclass
@@ -415,7 +416,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   trainer = Trainer(config, mesh, image_shape, len(source))
   total_steps = trainer.total_steps
   writer = MetricsWriter(checkpoints.workdir_path(workdir) / 'metrics.jsonl')
-  manager = checkpoints.open_manager(workdir, config.keep_checkpoints)
+  manager = checkpoints.open_manager(workdir, config.keep_checkpoints,
+                                     config.keep_checkpoint_every_steps)
   dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
                                    seed=config.seed, aug_config=config.aug,
                                    weak_view_a=config.method == 'selflabel',

@@ -46,6 +46,35 @@ def test_resumed_stream_continues_where_it_stopped(source, tmp_path):
   manager.close()
 
 
+def test_milestones_outlive_the_newest_checkpoints(source, tmp_path):
+  """keep_checkpoint_every_steps: multiples of it stay beside the newest
+  keep_checkpoints; without it only the newest ones do."""
+  for keep_every, expected in ((4, [4, 8, 9, 10]), (0, [9, 10])):
+    batches = data.train_iterator(_dataset(source))
+    manager = checkpoints.open_manager(str(tmp_path / str(keep_every)),
+                                       max_to_keep=2,
+                                       keep_every_steps=keep_every)
+    for step in range(1, 11):
+      checkpoints.save(manager, step, {'w': np.full(2, float(step))}, batches)
+      manager.wait_until_finished()
+    assert sorted(manager.all_steps()) == expected
+    restored, step = checkpoints.restore_latest(
+        manager, {'w': np.zeros(2)}, data.train_iterator(_dataset(source)))
+    assert step == 10 and restored['w'][0] == 10.0
+    manager.close()
+
+
+def test_milestone_interval_is_validated():
+  config = config_common.digits('tiny')
+  config.keep_checkpoint_every_steps = config.checkpoint_every_steps + 1
+  with pytest.raises(config_common.ConfigError,
+                     match=r'keep_checkpoint_every_steps.*positive multiple '
+                     r'of checkpoint_every_steps \(4\)'):
+    config_common.validate(config, 1)
+  config.keep_checkpoint_every_steps = 8
+  config_common.validate(config, 1)
+
+
 def test_no_checkpoint_leaves_everything_alone(source, tmp_path):
   manager = checkpoints.open_manager(str(tmp_path), max_to_keep=2)
   batches = data.train_iterator(_dataset(source))

@@ -174,6 +174,9 @@ def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   assert 'confident_fraction' in result.stderr
 
 
+# Two CLI runs (40 s): slow; tests/test_cluster_head_input.py covers frozen
+# backbones in-process.
+@pytest.mark.slow
 def test_cdc_heads_on_a_frozen_simclr_backbone(tmp_path):
   """The two-stage recipe end to end: a SimCLR-style run, then CDC's heads
   on its frozen backbone (configs/digits_cdc_on_simclr.py)."""

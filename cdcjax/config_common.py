@@ -62,6 +62,17 @@ def base_config() -> ml_collections.ConfigDict:
   # method's head (CD's 'feature_predictor' under CDC's heads).
   c.init_skip = ()
 
+  # What a run leaves for people to look at (cdcjax/report.py): the report
+  # after the final evaluation, TensorBoard events when tensorboardX is
+  # installed.
+  c.report = ml_collections.ConfigDict()
+  c.report.enabled = True
+  c.report.tensorboard = True
+  c.report.grid_images = 32  # Most confident images per cluster.
+  c.report.strip_images = 8  # Least confident ones.
+  c.report.max_clusters = 100  # The largest clusters get a grid.
+  c.report.map_points = 2000  # t-SNE subsample.
+
   c.data = ml_collections.ConfigDict()
   c.data.name = 'digits'
   c.data.image_size = 8
@@ -372,6 +383,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.eval_num_clusters, "evaluator 'cluster_head_merged' merges the "
            f'head\'s num_clusters={c.num_clusters} clusters into fewer: set it '
            'in [2, num_clusters)')
+  for field in ('grid_images', 'strip_images', 'max_clusters', 'map_points'):
+    _require(c.report[field] >= 1, f'report.{field}', c.report[field],
+             'must be >= 1')
   try:
     evaluators.check_evaluators(tuple(c.evaluators),
                                 methods.has_cluster_head(c), c.method)
@@ -411,6 +425,8 @@ def set_method(c: ml_collections.ConfigDict, method: str,
       c.evaluators = ('cluster_head',)
   if arg == 'tiny' and method == 'cdc':
     c.evaluators = ('cluster_head', 'kmeans_features', 'latent_stats')
+  if arg == 'tiny':  # Smoke tests: no report (--config.report.enabled=True).
+    c.report.enabled = False
   return c
 
 
@@ -447,7 +463,7 @@ def _tiny(c):
   return c
 
 
-def _small_cpu_model(c):
+def small_cpu_model(c):
   c.model.backbone = 'resnet10'  # One block per stage: 2x faster on CPU.
   c.model.stem = 'small'
   c.model.width = 0.25
@@ -473,7 +489,7 @@ def digits(arg: str | None = None) -> ml_collections.ConfigDict:
   # Measured on digits (README): without a ramp the cluster head commits in
   # the first few hundred steps to a partition it never leaves.
   c.loss.equipartition_warmup_fraction = 0.7
-  _small_cpu_model(c)
+  small_cpu_model(c)
   return _tiny(c) if arg == 'tiny' else c
 
 

@@ -23,6 +23,12 @@ DATASETS = ('digits', *NPZ_DATASETS, 'npz', 'folder', 'tfds')
 SPLITS = ('train', 'test', 'all')
 DATA_DIR_ENV = 'CDCJAX_DATA_DIR'
 GREY_DATASETS = ('digits', 'mnist', 'usps')
+CLASS_NAMES = {
+    'mnist': tuple(str(d) for d in range(10)),
+    'usps': tuple(str(d) for d in range(10)),
+    'cifar10': ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
+                'frog', 'horse', 'ship', 'truck'),
+}
 
 
 def input_shape(config) -> tuple[int, int, int]:
@@ -45,6 +51,7 @@ class ArraySource:
   num_classes: int  # 0: unlabelled.
   name: str
   paths: tuple[str, ...] | None = None  # Image files (folder sources).
+  class_names: tuple[str, ...] | None = None  # None: the label numbers.
 
   def __len__(self):
     return len(self.images)
@@ -109,7 +116,8 @@ def load_digits(image_size: int = 8, pad: int = 0) -> ArraySource:
   images = pad_border(images, pad)
   images = resize_bilinear(images, image_size).astype(np.float32)
   return ArraySource(images=images, labels=digits.target.astype(np.int64),
-                     num_classes=10, name='digits')
+                     num_classes=10, name='digits',
+                     class_names=tuple(str(d) for d in range(10)))
 
 
 def npz_path(data_config) -> str:
@@ -160,7 +168,8 @@ def load_npz(path: str, split: str = 'all', image_size: int | None = None,
     images = np.clip(images, 0, 255).astype(np.uint8)
   name = name or os.path.splitext(os.path.basename(path))[0]
   return ArraySource(images=images, labels=labels[keep],
-                     num_classes=num_classes, name=f'{name}:{split}')
+                     num_classes=num_classes, name=f'{name}:{split}',
+                     class_names=CLASS_NAMES.get(name))
 
 
 def _decode_jpeg(data: np.ndarray, offsets: np.ndarray, indices) -> np.ndarray:
@@ -185,7 +194,7 @@ def load_source(data_config, split: str = 'all'):
         data_config.path, data_config.image_size)
     return ArraySource(images=images, labels=labels, num_classes=len(classes),
                        name=f'folder:{os.path.basename(data_config.path)}',
-                       paths=tuple(paths))
+                       paths=tuple(paths), class_names=tuple(classes))
   if data_config.name == 'tfds':
     from cdcjax import tfds_source  # pylint: disable=g-import-not-at-top
     return tfds_source.TfdsSource(

@@ -34,7 +34,8 @@ def evaluate(trainer, eval_source, train_source=None) -> dict:
       name, config.num_clusters, config.eval_num_clusters)
   predictions = evaluators.cluster_predictions(
       names[0], embeddings, count(names[0]), config.seed)
-  trainer.last_predictions = predictions  # For the clusters.csv of folders.
+  # For the clusters.csv of folders and the report (cdcjax/report.py).
+  trainer.last_predictions, trainer.last_embeddings = predictions, embeddings
   result = {'evaluator': names[0], **metrics_lib.clustering_metrics(
       predictions, labels, count(names[0]))}
   if 'c_heads' in embeddings:
@@ -135,12 +136,16 @@ def check_labels(config, eval_source) -> None:
         f'{evaluators.CLUSTERING_EVALUATORS}')
 
 
-def write_clusters(path, source, predictions) -> None:
-  """CSV of image file and cluster, one row per image (through epath, so a
-  gs:// workdir works)."""
-  rows = ['path,cluster\n'] + [
-      f'{json.dumps(name) if "," in name else name},{int(cluster)}\n'
-      for name, cluster in zip(source.paths, predictions)]
+ASSIGNMENTS_FILE = 'assignments.csv'
+
+
+def write_assignments(path, source, predictions, confidence) -> None:
+  """CSV of image file, cluster and confidence, one row per image (through
+  epath, so a gs:// workdir works)."""
+  rows = ['path,cluster,confidence\n'] + [
+      f'{json.dumps(name) if "," in name else name},{int(cluster)},'
+      f'{float(sure):.4f}\n'
+      for name, cluster, sure in zip(source.paths, predictions, confidence)]
   epath.Path(path).write_text(''.join(rows))
 
 

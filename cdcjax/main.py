@@ -8,7 +8,6 @@ pods, GPU clusters) call `jax.distributed.initialize()` when --multihost is
 given or CDCJAX_MULTIHOST=1 is set.
 """
 
-import logging as logging_std
 import os
 import sys
 
@@ -18,6 +17,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from cdcjax import cli
 from cdcjax import config_common
 from cdcjax import train
 
@@ -76,15 +76,6 @@ def main(argv):
     _fail(str(e))
 
 
-class _QuietLibraries(logging_std.Filter):
-  """Drops INFO chatter of orbax and grain; keeps their warnings and errors."""
-
-  def filter(self, record):
-    noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname
-                for lib in ('orbax', 'grain'))
-    return record.levelno >= logging_std.WARNING or not noisy
-
-
 def _parse_flags(argv):
   """absl's flag parsing, with one-line errors instead of tracebacks for a
   missing config file, an unknown config field or a malformed value."""
@@ -109,9 +100,7 @@ def _parse_flags(argv):
 
 
 def run():
-  # Show progress on the console without --alsologtostderr.
-  flags.FLAGS.set_default('logtostderr', True)
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  cli.console_logging()
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -70,6 +70,8 @@ class TfdsSource:
     self._label_key = label_key
     self._name, self._split, self._data_dir = name, split, data_dir or None
     self.num_classes = features[label_key].num_classes
+    self.class_names = tuple(getattr(features[label_key], 'names', ()) or
+                             ()) or None
     self._relabel = None
     self._indices = None
     self._labels = None
@@ -87,6 +89,7 @@ class TfdsSource:
           (all_labels >= 0) & (self._relabel[np.maximum(all_labels, 0)] >= 0))
       self._labels = self._relabel[all_labels[self._indices]]
       self.num_classes = len(wanted)
+      self.class_names = tuple(wanted)
 
   def _read_all_labels(self) -> np.ndarray:
     """Every example's label; without decoding images where tfds can."""

@@ -33,6 +33,8 @@ from cdcjax import evaluation
 from cdcjax import folders
 from cdcjax import methods
 from cdcjax import optimizers
+from cdcjax import report
+from cdcjax import summaries
 from cdcjax.errors import (NON_FINITE_GRAD_NORM_AT_STEP,
                            NON_FINITE_LOSS_AT_STEP, TrainingFailure)
 
@@ -43,7 +45,10 @@ RESUMABLE_CHANGES = ('total_steps', 'num_epochs', 'log_every_steps',
                      'eval_every_steps', 'checkpoint_every_steps',
                      'keep_checkpoints', 'keep_checkpoint_every_steps',
                      'eval_batch_size', 'data.num_threads', 'evaluators',
-                     'eval_num_clusters')
+                     'eval_num_clusters', 'report.enabled',
+                     'report.tensorboard', 'report.grid_images',
+                     'report.strip_images', 'report.max_clusters',
+                     'report.map_points')
 
 
 @flax.struct.dataclass
@@ -410,12 +415,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   checkpoints.workdir_path(workdir).mkdir(parents=True, exist_ok=True)
   check_workdir_config(config, workdir)
   mesh = make_mesh() if mesh is None else mesh
-  image_shape = source.read([0]).shape[1:]
-  if config.aug.output_size:
-    image_shape = (config.aug.output_size,) * 2 + image_shape[-1:]
-  trainer = Trainer(config, mesh, image_shape, len(source))
+  trainer = Trainer(config, mesh, image_shape_of(config, source), len(source))
   total_steps = trainer.total_steps
   writer = MetricsWriter(checkpoints.workdir_path(workdir) / 'metrics.jsonl')
+  events = summaries.EventWriter(workdir, config.report.tensorboard)
   manager = checkpoints.open_manager(workdir, config.keep_checkpoints,
                                      config.keep_checkpoint_every_steps)
   dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
@@ -445,6 +448,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     result = trainer.evaluate(eval_source, source)
     evaluation.log_eval(start_step, result)
     manager.close()
+    _write_assignments(trainer, eval_source, result, workdir)
+    report.write_run_report(trainer, eval_source, result, workdir, start_step)
     return result
 
   logging.info('Training %s on %s (%d images) for %d steps, global batch %d, '
@@ -489,6 +494,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                    _format_time(time.time() - run_start), _format_time(eta))
       writer.write({'step': step, 'split': 'train', 'steps_per_sec': rate,
                     **metrics})
+      events.scalars(step, 'train', {'steps_per_sec': rate, **metrics})
       interval_start, interval_steps = time.time(), 0
     if save_now:
       checkpoints.save(manager, step, trainer.state, batches)
@@ -497,14 +503,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       result = trainer.evaluate(eval_source, source)
       writer.write({'step': step, 'split': 'eval', **result})
       evaluation.log_eval(step, result)
-      if eval_source.paths is not None and jax.process_index() == 0:
-        evaluation.write_clusters(
-            checkpoints.workdir_path(workdir) / 'clusters.csv',
-                                  eval_source, trainer.last_predictions)
+      events.evaluation(step, trainer, eval_source, result)
+      _write_assignments(trainer, eval_source, result, workdir)
   manager.wait_until_finished()
   manager.close()
+  events.close()
   logging.info('Finished %d steps in %s.', total_steps - start_step,
                _format_time(time.time() - run_start))
+  report.write_run_report(trainer, eval_source, result, workdir, total_steps)
   return result
+
+
+def _write_assignments(trainer, eval_source, result, workdir) -> None:
+  """assignments.csv of an image folder's files (process 0)."""
+  if eval_source.paths is None or jax.process_index() != 0:
+    return
+  confidence = report.cluster_confidence(trainer.config, result['evaluator'],
+                                         trainer.last_embeddings,
+                                         trainer.last_predictions)
+  evaluation.write_assignments(
+      checkpoints.workdir_path(workdir) / evaluation.ASSIGNMENTS_FILE,
+      eval_source, trainer.last_predictions, confidence)
+
+
+def image_shape_of(config, source) -> tuple[int, ...]:
+  """(H, W, C) the network sees: the source's, or the crop size."""
+  image_shape = source.read([0]).shape[1:]
+  if config.aug.output_size:
+    image_shape = (config.aug.output_size,) * 2 + image_shape[-1:]
+  return tuple(image_shape)
 
 

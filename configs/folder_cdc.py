@@ -4,9 +4,10 @@ data.path (recursively), resized (shorter side) and centre-cropped to 32x32.
   python -m cdcjax.main --config=configs/folder_cdc.py --workdir=/tmp/my_photos \
       --config.data.path=/path/to/photos --config.num_clusters=20
 
-Writes WORKDIR/clusters.csv (image path relative to data.path, cluster) at the
-end. Files that do not decode are skipped with one warning each. If every image
-sits in a class subfolder, those classes score the clustering (ACC/NMI/ARI);
+Writes WORKDIR/assignments.csv (image path relative to data.path, cluster,
+confidence) and WORKDIR/report/ at the end (`python -m cdcjax.cluster`
+chooses a recipe from the folder instead). Files that do not decode are
+skipped with one warning each. If every image sits in a class subfolder, those classes score the clustering (ACC/NMI/ARI);
 otherwise only the cluster sizes are reported. Change the input size with
 --config.data.image_size=64. The recipe is the CIFAR-10 one (ResNet-18, SimCLR
 augmentation, SGD 0.06, batch 512) for 200 epochs: an accelerator recipe, not

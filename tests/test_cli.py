@@ -136,6 +136,7 @@ def _records(workdir):
     return [json.loads(line) for line in f]
 
 
+@pytest.mark.e2e  # Two CLI runs: about a minute.
 def test_tiny_end_to_end_then_rerun_does_not_retrain(tmp_path):
   workdir = str(tmp_path / 'run')
   result = _run([f'--config={TINY}', f'--workdir={workdir}'])

@@ -92,11 +92,12 @@ def test_unlabelled_folder_trains_and_writes_clusters(tmp_path):
   config = _tiny_config(str(tmp_path / 'photos'))
   result = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert 'acc' not in result and result['num_examples'] == 8
-  with open(tmp_path / 'run' / 'clusters.csv') as f:
+  with open(tmp_path / 'run' / 'assignments.csv') as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 8 and {r['path'] for r in rows} >= {'rgb.jpg',
                                                            'grey.png'}
   assert all(0 <= int(r['cluster']) < config.num_clusters for r in rows)
+  assert all(0 <= float(r['confidence']) <= 1 for r in rows)
 
 
 def test_unlabelled_folder_refuses_label_evaluators_before_work(tmp_path):

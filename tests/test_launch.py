@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO_ROOT, 'launch')
 
@@ -82,6 +84,7 @@ def _free_slurm_job_id():
   raise RuntimeError('no free port in 61440-65535')
 
 
+@pytest.mark.e2e  # Two processes through the script: about 50 s.
 def test_slurm_task_trains_as_two_processes(tmp_path):
   workdir = tmp_path / 'run'
   job_id = _free_slurm_job_id()

@@ -57,9 +57,11 @@ def _final_eval(workdir):
     return [json.loads(l) for l in f if '"eval"' in l][-1]
 
 
-# The late second process (70 s of sleeps) with the slow tests, for time.
-@pytest.mark.parametrize('late', [False,
-                                  pytest.param(True, marks=pytest.mark.slow)])
+# Two processes over loopback (a minute) with the end-to-end tests that CI
+# runs second; the late second process (70 s of sleeps) with the slow tests.
+@pytest.mark.parametrize('late', [
+    pytest.param(False, marks=pytest.mark.e2e),
+    pytest.param(True, marks=pytest.mark.slow)])
 def test_two_processes_train_and_evaluate_like_one(tmp_path, late):
   workdir = str(tmp_path / 'run')
   port = _free_port()

@@ -24,7 +24,7 @@ def draw(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
     mask = (y - cy) ** 2 + (x - cx) ** 2 < rng.uniform(0.2, 0.35) ** 2
   elif kind == 'stripes':
     angle = rng.uniform(0, np.pi)
-    period = rng.uniform(0.25, 0.4)
+    period = rng.uniform(0.4, 0.55)  # Wide: still stripes at 16 px.
     phase = (y * np.cos(angle) + x * np.sin(angle)) / period
     mask = (phase % 1.0) < 0.5
   elif kind == 'speckle':  # Pixel noise: fine, unoriented texture.

@@ -13,6 +13,7 @@ import pytest
 from cdcjax import cluster
 from cdcjax import demo_images
 from cdcjax import metrics
+from cdcjax import train
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,3 +133,17 @@ def test_three_kinds_of_images_are_recovered(tmp_path):
   again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=600, env=env)
   assert again.returncode == 0 and 'already finished' in again.stderr
+
+
+def test_out_that_holds_another_run_is_refused_and_kept(tmp_path, folder):
+  out = str(tmp_path / 'out')
+  other = str(tmp_path / 'other')
+  demo_images.write_folder(other, per_kind=3, seed=1)
+  stored = cluster.prepare(other, 3, out, '', {})
+  os.makedirs(out)
+  train.check_workdir_config(stored, out)  # As a run on `other` leaves it.
+  before = open(os.path.join(out, 'config.json')).read()
+  with pytest.raises(train.TrainingFailure, match='different config'):
+    cluster.run(folder, 3, out)
+  assert open(os.path.join(out, 'config.json')).read() == before
+  assert os.listdir(out) == ['config.json']

@@ -173,6 +173,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.sinkhorn_arithmetic = 'log'
   c.loss.normalize_c = True
   c.loss.use_infonce = True
+  # L2-normalise [c_hat; s_hat] again before the InfoNCE (Lightly's NT-Xent,
+  # which the paper's code is based on; = InfoNCE at 2 tau). Open: issue 31.
+  c.loss.renormalize_concat = False
   c.loss.use_equipartition = True
   # 'in_batch': the paper's InfoNCE over the 2B views. 'moco_v3': MoCo v3's
   # contrast (online predictor vs momentum-head keys, global in-batch
@@ -383,6 +386,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.eval_num_clusters, "evaluator 'cluster_head_merged' merges the "
            f'head\'s num_clusters={c.num_clusters} clusters into fewer: set it '
            'in [2, num_clusters)')
+  _require(not (c.loss.renormalize_concat and c.loss.contrast == 'moco_v3'),
+           'loss.renormalize_concat', c.loss.renormalize_concat,
+           "applies to the in-batch InfoNCE, not with loss.contrast='moco_v3'")
   for field in ('grid_images', 'strip_images', 'max_clusters', 'map_points'):
     _require(c.report[field] >= 1, f'report.{field}', c.report[field],
              'must be >= 1')

@@ -1,5 +1,5 @@
-"""A folder of generated images of three visibly different kinds (discs,
-stripes, speckle), light on dark: something to cluster before you have
+"""A folder of generated images of three visibly different kinds (smooth
+gradients, stripes, speckle), light on dark: something to cluster before you have
 your own images (the notebooks' tiny switch, the cdcjax.cluster tests). A
 clustering that works recovers the kinds."""
 
@@ -8,7 +8,8 @@ import os
 import numpy as np
 from PIL import Image
 
-KINDS = ('disc', 'stripes', 'speckle')
+# Textures, so that any crop of an image still shows its kind.
+KINDS = ('gradient', 'stripes', 'speckle')
 
 
 def draw(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
@@ -19,9 +20,11 @@ def draw(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
   background = rng.uniform(0, 60) * hue
   foreground = rng.uniform(190, 255) * hue
   y, x = np.mgrid[0:side, 0:side] / side
-  if kind == 'disc':
-    cy, cx = rng.uniform(0.35, 0.65, 2)
-    mask = (y - cy) ** 2 + (x - cx) ** 2 < rng.uniform(0.2, 0.35) ** 2
+  if kind == 'gradient':  # Smooth: dark to light along a random direction.
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = (y - 0.5) * np.cos(angle) + (x - 0.5) * np.sin(angle) + 0.5
+    return np.clip(background + np.clip(ramp, 0, 1)[..., None] *
+                   (foreground - background), 0, 255).astype(np.uint8)
   elif kind == 'stripes':
     angle = rng.uniform(0, np.pi)
     period = rng.uniform(0.4, 0.55)  # Wide: still stripes at 16 px.

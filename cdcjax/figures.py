@@ -213,6 +213,8 @@ def curves_figure(path, train_records, eval_records) -> bool:
         points = [(r['step'], r[key]) for r in eval_records if key in r]
         ax.plot(*zip(*points), marker='o', label=key.upper())
       ax.set_ylim(0, 1)
+      last = max([r['step'] for r in train_records + eval_records])
+      ax.set_xlim(0, last * 1.05)  # A single evaluation: not a lone dot.
       ax.legend(fontsize=7)
     else:
       points = [(r['step'], r[name]) for r in train_records if name in r]

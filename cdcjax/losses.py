@@ -208,6 +208,7 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
              sinkhorn_arithmetic: str = 'log',
              use_infonce: bool = True,
              use_equipartition: bool = True,
+             renormalize_concat: bool = False,
              predictions=None, momentum_keys=None,
              mesh: Mesh | None = None) -> CDCLoss:
   """The CDC objective L = L_InfoNCE + lambda * L_eq for two views a and b.
@@ -229,6 +230,10 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
     normalize_c: L2-normalise c (the paper's choice; False is the "without
       norm" ablation, which diverges).
     use_infonce, use_equipartition: ablation switches.
+    renormalize_concat: L2-normalise z = [c_hat; s_hat] again before the
+      InfoNCE, as the Lightly library's NTXentLoss (which the paper's code is
+      based on) does to whatever it is given: |z| = sqrt(2), so this is the
+      InfoNCE at temperature 2 tau. In-batch contrast only.
     predictions, momentum_keys: with loss.contrast='moco_v3', the pairs
       (p_a, p_b) of predictor outputs and (z_a, z_b) = [c; s] of the momentum
       heads; the contrast term is then moco_v3_contrast on them instead of
@@ -241,6 +246,9 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
   if sinkhorn_arithmetic not in SINKHORN_ARITHMETIC:
     raise ValueError(f'sinkhorn_arithmetic={sinkhorn_arithmetic!r}; allowed: '
                      f'{SINKHORN_ARITHMETIC}')
+  if renormalize_concat and predictions is not None:
+    raise ValueError('renormalize_concat applies to the in-batch InfoNCE; '
+                     "not with loss.contrast='moco_v3'")
   if sinkhorn_arithmetic == 'exp' and sinkhorn_balance != 1.0:
     raise ValueError(f'sinkhorn_balance={sinkhorn_balance} with '
                      "sinkhorn_arithmetic='exp'; SwAV's form has exact "
@@ -261,8 +269,11 @@ def cdc_loss(c_a: jax.Array, s_a: jax.Array, c_b: jax.Array, s_b: jax.Array, *,
                                   axis=1))
     infonce = moco_v3_contrast(*predictions, *keys, temperature)
   elif use_infonce:
-    infonce = info_nce(jnp.concatenate([c_a, s_a], axis=1),
-                       jnp.concatenate([c_b, s_b], axis=1), temperature, mesh)
+    z_a = jnp.concatenate([c_a, s_a], axis=1)
+    z_b = jnp.concatenate([c_b, s_b], axis=1)
+    if renormalize_concat:
+      z_a, z_b = l2_normalize(z_a), l2_normalize(z_b)
+    infonce = info_nce(z_a, z_b, temperature, mesh)
 
   equipartition = zero
   if use_equipartition:

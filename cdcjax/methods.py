@@ -130,7 +130,7 @@ def loss(config, out_a: dict, out_b: dict, progress=None,
         sinkhorn_balance=sinkhorn_balance(config, progress),
         sinkhorn_arithmetic=lc.sinkhorn_arithmetic, normalize_c=lc.normalize_c,
         use_infonce=lc.use_infonce, use_equipartition=lc.use_equipartition,
-        mesh=mesh, **moco)
+        renormalize_concat=lc.renormalize_concat, mesh=mesh, **moco)
     # The largest raw cluster logit, logged: with loss.normalize_c=False it
     # grows, and SwAV's exp Sinkhorn overflows once it exceeds 88.7 * eps.
     c_key = 'c_heads' if 'c_heads' in out_a else 'c'

@@ -102,7 +102,7 @@ def test_cli_says_what_is_wrong_in_one_line(tmp_path, folder):
 
 @pytest.mark.e2e
 def test_three_kinds_of_images_are_recovered(tmp_path):
-  """300 generated images (discs, stripes, speckle in random colours),
+  """300 generated images (gradients, stripes, speckle),
   K = 3 through the command line, at the recipe's own length; rerunning
   the same command resumes (evaluates the finished run) and keeps the CSV."""
   folder = str(tmp_path / 'images')

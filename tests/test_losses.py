@@ -413,3 +413,59 @@ def test_cdc_loss_with_momentum_keys_uses_the_moco_v3_contrast(views):
                           cluster_temperature=0.1)
   np.testing.assert_allclose(got.equipartition, plain.equipartition,
                              rtol=1e-6)
+
+
+def np_lightly_nt_xent(out0, out1, tau):
+  """Lightly's NTXentLoss in its own block form: both views L2-normalised,
+  logits [out0.out1^T | out0.out0^T without its diagonal] / tau (and the
+  same for out1), cross-entropy with the positive in column i, mean over the
+  2B rows."""
+  out0, out1 = _normalize(out0.astype(np.float64)), _normalize(
+      out1.astype(np.float64))
+  b = len(out0)
+  off_diagonal = ~np.eye(b, dtype=bool)
+  rows = []
+  for a, other in ((out0, out1), (out1, out0)):
+    cross = a @ other.T / tau
+    own = (a @ a.T / tau)[off_diagonal].reshape(b, b - 1)
+    logits = np.concatenate([cross, own], axis=1)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    rows.append(-log_softmax[np.arange(b), np.arange(b)])
+  return np.concatenate(rows).mean()
+
+
+@pytest.mark.parametrize('tau', [0.2, 0.5])
+def test_renormalized_concat_is_lightlys_nt_xent_on_the_concatenation(
+    views, tau):
+  c_a, s_a, c_b, s_b = views
+  got = losses.cdc_loss(*map(jnp.asarray, views), temperature=tau,
+                        cluster_temperature=0.1, renormalize_concat=True)
+  z_a = np.concatenate([_normalize(c_a), _normalize(s_a)], axis=1)
+  z_b = np.concatenate([_normalize(c_b), _normalize(s_b)], axis=1)
+  np.testing.assert_allclose(got.infonce, np_lightly_nt_xent(z_a, z_b, tau),
+                             rtol=1e-5)
+  # |[c_hat; s_hat]| = sqrt(2): the same as the plain InfoNCE at 2 tau.
+  plain = losses.cdc_loss(*map(jnp.asarray, views), temperature=2 * tau,
+                          cluster_temperature=0.1)
+  np.testing.assert_allclose(got.infonce, plain.infonce, rtol=1e-5)
+  np.testing.assert_allclose(got.equipartition, plain.equipartition,
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match='moco_v3'):
+    losses.cdc_loss(*map(jnp.asarray, views), temperature=tau,
+                    cluster_temperature=0.1, renormalize_concat=True,
+                    predictions=(c_a, c_b), momentum_keys=[(c_a, s_a)] * 2)
+
+
+def test_renormalize_concat_reaches_the_loss_through_the_config(views):
+  c_a, s_a, c_b, s_b = map(jnp.asarray, views)
+  config = config_common.digits()
+  outputs = [{'c': c_a, 's': s_a}, {'c': c_b, 's': s_b}]
+  plain = methods.loss(config, *outputs, progress=jnp.float32(1.0))
+  config.loss.renormalize_concat = True
+  renormalized = methods.loss(config, *outputs, progress=jnp.float32(1.0))
+  config.loss.renormalize_concat = False
+  config.loss.temperature *= 2
+  doubled = methods.loss(config, *outputs, progress=jnp.float32(1.0))
+  assert abs(float(plain['infonce'] - renormalized['infonce'])) > 1e-3
+  np.testing.assert_allclose(renormalized['infonce'], doubled['infonce'],
+                             rtol=1e-5)

@@ -31,14 +31,14 @@ def draw(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
     phase = (y * np.cos(angle) + x * np.sin(angle)) / period
     mask = (phase % 1.0) < 0.5
   elif kind == 'speckle':  # Pixel noise: fine, unoriented texture.
-    mask = rng.random((side, side)) < 0.5
+    mask = rng.random((side, side)) < 0.3
   else:
     raise ValueError(kind)
   image = np.where(mask[..., None], foreground, background)
   return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_folder(root: str, per_kind: int, side: int = 20, seed: int = 0,
+def write_folder(root: str, per_kind: int, side: int = 16, seed: int = 0,
                  labelled: bool = False) -> list[str]:
   """Writes per_kind PNGs of each kind into root, named KIND_NNNN.png (in
   class subfolders KIND/ when labelled); returns the kinds' names."""

@@ -68,12 +68,12 @@ def test_out_that_holds_something_else_is_left_alone(tmp_path, folder):
 def test_unreadable_files_are_skipped_and_counted(tmp_path, folder):
   (tmp_path / 'images' / 'broken.png').write_bytes(b'\x89PNG broken')
   paths, sides, unreadable = cluster.inspect_folder(folder)
-  assert len(paths) == 12 and unreadable == 1 and set(sides) == {20}
+  assert len(paths) == 12 and unreadable == 1 and set(sides) == {16}
 
 
 def test_recipe_follows_the_folder(tmp_path, folder):
   config = cluster.prepare(folder, 3, str(tmp_path / 'out'), '', {})
-  assert config.data.image_size == 16  # The images are 20 px.
+  assert config.data.image_size == 16  # The images are 16 px.
   assert config.num_clusters == 3 and config.data.name == 'folder'
   assert config.batch_size == 8 and not config.init_from
   assert cluster.choose_side([100, 70, 90]) == 64

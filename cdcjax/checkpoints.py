@@ -55,8 +55,9 @@ def restore_latest(manager: ocp.CheckpointManager, state,
                    data_iterator: grain.DatasetIterator | None):
   """Restores the newest complete checkpoint into (a copy of) `state` and,
   in place, into `data_iterator` (None: the state only, e.g. to evaluate a
-  finished run); returns (state, step), step 0 when there is no checkpoint
-  (then nothing changes)."""
+  finished run, or to restore the iterator later with restore_data);
+  returns (state, step), step 0 when there is no checkpoint (then nothing
+  changes)."""
   latest = manager.latest_step()
   if latest is None:
     return state, 0
@@ -66,26 +67,38 @@ def restore_latest(manager: ocp.CheckpointManager, state,
     abstract = _saved_fields(abstract, step_dir / 'state')
   items = {'state': ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
-    if not (step_dir / 'data').is_dir():
-      raise TrainingFailure(
-          f'checkpoint {step_dir} has no saved input-iterator state (written '
-          'by an older cdcjax?); it cannot be resumed exactly. Use a new '
-          '--workdir, or start from its weights with --config.init_from')
-    mine = (f'process_{jax.process_index()}-of-{jax.process_count()}.json')
-    if not (step_dir / 'data' / mine).exists():
-      written = sorted(p.name for p in (step_dir / 'data').iterdir())
-      raise TrainingFailure(
-          f'checkpoint {step_dir} holds the input streams of another process '
-          f'count ({written}); this run has {jax.process_count()} '
-          'process(es), so it cannot continue the stream exactly. Resume with '
-          'the same number of processes')
-    items['data'] = grain.checkpoint.CheckpointRestore(data_iterator)
+    items['data'] = _data_restore_args(step_dir, data_iterator)
   restored = manager.restore(latest, args=ocp.args.Composite(**items))
   logging.info('Resumed from checkpoint at step %d in %s', latest,
                manager.directory)
   if dataclasses.is_dataclass(state):
     return state.replace(**restored['state']), latest
   return restored['state'], latest
+
+
+def restore_data(manager: ocp.CheckpointManager, step: int,
+                 data_iterator: grain.DatasetIterator) -> None:
+  """Restores, in place, the input iterator's position saved at `step`."""
+  step_dir = epath.Path(manager.directory) / str(step)
+  manager.restore(step, args=ocp.args.Composite(
+      data=_data_restore_args(step_dir, data_iterator)))
+
+
+def _data_restore_args(step_dir, data_iterator):
+  if not (step_dir / 'data').is_dir():
+    raise TrainingFailure(
+        f'checkpoint {step_dir} has no saved input-iterator state (written '
+        'by an older cdcjax?); it cannot be resumed exactly. Use a new '
+        '--workdir, or start from its weights with --config.init_from')
+  mine = (f'process_{jax.process_index()}-of-{jax.process_count()}.json')
+  if not (step_dir / 'data' / mine).exists():
+    written = sorted(p.name for p in (step_dir / 'data').iterdir())
+    raise TrainingFailure(
+        f'checkpoint {step_dir} holds the input streams of another process '
+        f'count ({written}); this run has {jax.process_count()} '
+        'process(es), so it cannot continue the stream exactly. Resume with '
+        'the same number of processes')
+  return grain.checkpoint.CheckpointRestore(data_iterator)
 
 
 def _saved_fields(abstract_state, state_dir: str) -> dict:

@@ -10,6 +10,7 @@ import ml_collections
 from cdcjax import augment
 from cdcjax import data
 from cdcjax import evaluators
+from cdcjax import feature_cache
 from cdcjax import losses
 from cdcjax import methods
 from cdcjax import models
@@ -95,6 +96,15 @@ def base_config() -> ml_collections.ConfigDict:
   # 'train', 'test' or 'all'; any tfds split string for data.name='tfds'.
   c.data.train_split = 'all'
   c.data.eval_split = 'all'
+  # Each split cut to its smallest class's count (a fixed subsample, the
+  # same for every seed): separates CDC's equal-size clusters from the rest
+  # (issue 31). Labelled array sources only.
+  c.data.balance_classes = False
+  # V >= 2 with a frozen backbone: the backbone's features of V augmented
+  # views of every training image are computed once into the workdir and the
+  # heads train on pairs of them (cdcjax/feature_cache.py); 0: off.
+  c.data.cached_views = 0
+  c.data.cached_dtype = 'float32'  # Or 'float16': half the storage.
 
   c.aug = ml_collections.ConfigDict()
   # cdcjax/augment.py: digits, simclr, cc, moco_v2, moco_v3, scan_strong.
@@ -332,6 +342,24 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.aug.recipe in augment.CONTRASTIVE_RECIPES,
            'aug.recipe', c.aug.recipe, 'aug.output_size and '
            f'aug.color_on_device need one of {augment.CONTRASTIVE_RECIPES}')
+  views = c.data.cached_views
+  _require(views == 0 or views >= 2, 'data.cached_views', views,
+           '0 (off) or at least 2 views')
+  if views:
+    _require(c.model.freeze_backbone, 'data.cached_views', views,
+             'needs model.freeze_backbone=True (a trained backbone changes '
+             'its features every step)')
+    _require(c.method != 'selflabel', 'data.cached_views', views,
+             'not for self-labeling (its weak view is the raw image)')
+    _require(not c.aug.color_on_device, 'data.cached_views', views,
+             'needs aug.color_on_device=False (views are made once, on the '
+             'host)')
+  _require(c.data.cached_dtype in feature_cache.CACHED_DTYPES,
+           'data.cached_dtype', c.data.cached_dtype,
+           f'one of {feature_cache.CACHED_DTYPES}')
+  _require(not c.data.balance_classes or c.data.name not in ('tfds',),
+           'data.balance_classes', c.data.balance_classes,
+           'array sources only (digits, mnist, usps, cifar10, npz, folder)')
   _require(c.model.batch_norm in BATCH_NORMS, 'model.batch_norm',
            c.model.batch_norm, f'one of {BATCH_NORMS}')
   # What several cluster heads and CD-prediction inputs both need.
@@ -447,6 +475,20 @@ def cdc_on_frozen_backbone(c: ml_collections.ConfigDict,
   c = set_method(c, 'cdc', arg)
   c.init_fresh = ('cluster_head',)
   c.model.freeze_backbone = True
+  return c
+
+
+def cdc_as_the_paper_reads(c: ml_collections.ConfigDict
+                           ) -> ml_collections.ConfigDict:
+  """The four CDC choices that cdcjax's defaults make differently from a
+  literal reading of the paper (issue 31): a constant lambda (no ramp),
+  [c_hat; s_hat] L2-normalised again before the InfoNCE (Lightly's NT-Xent,
+  on which the paper's code is based), the Sinkhorn codes of a view
+  supervising the same view, and one shared MLP head split into c and s."""
+  c.loss.equipartition_warmup_fraction = 0.0
+  c.loss.renormalize_concat = True
+  c.loss.sinkhorn_target = 'same'
+  c.model.head_layout = 'shared'
   return c
 
 

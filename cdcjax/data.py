@@ -182,7 +182,37 @@ def _decode_jpeg(data: np.ndarray, offsets: np.ndarray, indices) -> np.ndarray:
 
 def load_source(data_config, split: str = 'all'):
   """The `split` ('train', 'test' or 'all'; a tfds split string for tfds) of
-  the dataset data.name: an ArraySource or a tfds_source.TfdsSource."""
+  the dataset data.name: an ArraySource or a tfds_source.TfdsSource; with
+  data.balance_classes, cut to its smallest class's count."""
+  source = _load_source(data_config, split)
+  return (balance_classes(source) if data_config.get('balance_classes')
+          else source)
+
+
+# The subsample of balance_classes is a property of the data, not of a run:
+# one fixed seed, so every training seed sees the same images.
+BALANCE_SEED = 0
+
+
+def balance_classes(source: ArraySource) -> ArraySource:
+  """`source` with every class cut to the smallest class's count (a seeded
+  random subset of each class, in the original order)."""
+  if not source.num_classes or np.any(source.labels < 0):
+    raise ValueError(f'data.balance_classes: {source.name} is not labelled '
+                     'everywhere; allowed: labelled sources only')
+  classes, counts = np.unique(source.labels, return_counts=True)
+  rng = np.random.default_rng(BALANCE_SEED)
+  keep = np.sort(np.concatenate([
+      rng.choice(np.flatnonzero(source.labels == k), counts.min(),
+                 replace=False) for k in classes]))
+  return dataclasses.replace(
+      source, images=source.images[keep], labels=source.labels[keep],
+      name=f'{source.name} (balanced: {counts.min()} per class)',
+      paths=(None if source.paths is None
+             else tuple(source.paths[i] for i in keep)))
+
+
+def _load_source(data_config, split: str):
   if data_config.name == 'digits':
     if split != 'all':
       raise ValueError(f"digits has no {split!r} split; use 'all'")

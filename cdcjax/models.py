@@ -293,8 +293,15 @@ class ClusteringModel(nn.Module):
         name='feature_predictor')(s, train))
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
-    if self.freeze_backbone:
+  def __call__(self, x, train: bool = True, from_features: bool = False):
+    """x: images, or with from_features the frozen backbone's pooled
+    features of them (cdcjax.feature_cache: the heads only)."""
+    if from_features:
+      if not self.freeze_backbone:
+        raise ValueError('from_features needs freeze_backbone=True: a '
+                         'trained backbone cannot be skipped')
+      features = jax.lax.stop_gradient(x)
+    elif self.freeze_backbone:
       features = jax.lax.stop_gradient(self.backbone(x, False))
     else:
       features = self.backbone(x, train)

@@ -30,6 +30,7 @@ from cdcjax import checkpoints
 from cdcjax import config_common
 from cdcjax import data as data_lib
 from cdcjax import evaluation
+from cdcjax import feature_cache
 from cdcjax import folders
 from cdcjax import methods
 from cdcjax import optimizers
@@ -103,6 +104,10 @@ def make_train_step(model, optimizer, config, total_steps: int,
   instance contrasts, losses.info_nce); None leaves them to the compiler.
   """
 
+  # With data.cached_views the batch holds the frozen backbone's features of
+  # the views (cdcjax.feature_cache), and only the heads run.
+  from_features = config.data.cached_views > 0
+
   def train_step(state: TrainState, batch):
     if config.aug.color_on_device:
       batch = augment_jax.device_views(
@@ -119,7 +124,8 @@ def make_train_step(model, optimizer, config, total_steps: int,
                                 state.ema_params, state.params)
       momentum_outputs = [jax.lax.stop_gradient(model.apply(
           {'params': ema_params, 'batch_stats': state.batch_stats},
-          batch[view], train=True, mutable=['batch_stats'])[0])
+          batch[view], train=True, from_features=from_features,
+          mutable=['batch_stats'])[0])
                           for view in ('view_a', 'view_b')]
 
     def compute_loss(params):
@@ -130,7 +136,7 @@ def make_train_step(model, optimizer, config, total_steps: int,
       for view in ('view_a', 'view_b'):
         out, updates = model.apply(
             {'params': params, 'batch_stats': batch_stats}, batch[view],
-            train=True, mutable=['batch_stats'])
+            train=True, from_features=from_features, mutable=['batch_stats'])
         batch_stats = updates['batch_stats']
         outputs.append(out)
       # Named scopes let tests find these ops in the jaxpr and check that
@@ -225,6 +231,14 @@ class Trainer:
           jax.eval_shape(initial_state))
     else:
       self.state = initial_state()
+    # What one row of a training batch is: an image, or with
+    # data.cached_views the frozen backbone's features of one.
+    self.step_input_shape = self.image_shape
+    if config.data.cached_views:
+      self.step_input_shape = jax.eval_shape(
+          feature_cache.make_feature_fn(self.model), self.state,
+          jax.ShapeDtypeStruct((1,) + self.image_shape, jnp.float32)
+      ).shape[1:]
     self.train_step = jax.jit(
         make_train_step(self.model, self.optimizer, config,
                         self.total_steps,
@@ -285,12 +299,11 @@ class Trainer:
   def abstract_batches(self) -> tuple[dict, jax.ShapeDtypeStruct]:
     """Shapes, dtypes and shardings of a global training batch and of an
     evaluation batch of images, as `step` and `embed` feed them."""
-    view = lambda n: jax.ShapeDtypeStruct((n, *self.image_shape),
-                                          jnp.float32,
-                                          sharding=self.batch_sharding)
-    return ({'view_a': view(self.config.batch_size),
-             'view_b': view(self.config.batch_size)},
-            view(self.eval_batch_size))
+    rows = lambda n, shape: jax.ShapeDtypeStruct(
+        (n, *shape), jnp.float32, sharding=self.batch_sharding)
+    view = rows(self.config.batch_size, self.step_input_shape)
+    return ({'view_a': view, 'view_b': view},
+            rows(self.eval_batch_size, self.image_shape))
 
 
 class MetricsWriter:
@@ -421,19 +434,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   events = summaries.EventWriter(workdir, config.report.tensorboard)
   manager = checkpoints.open_manager(workdir, config.keep_checkpoints,
                                      config.keep_checkpoint_every_steps)
-  dataset = data_lib.train_dataset(source, batch_size=config.batch_size,
-                                   seed=config.seed, aug_config=config.aug,
-                                   weak_view_a=config.method == 'selflabel',
-                                   process_index=jax.process_index(),
-                                   process_count=jax.process_count())
-  batches = data_lib.train_iterator(dataset,
-                                    num_threads=config.data.num_threads)
-  # A finished run is only evaluated: its input stream is not needed (and
-  # may come from another process count).
-  latest = manager.latest_step()
-  finished = latest is not None and latest >= total_steps
-  trainer.state, start_step = checkpoints.restore_latest(
-      manager, trainer.state, None if finished else batches)
+  trainer.state, start_step = checkpoints.restore_latest(manager,
+                                                         trainer.state, None)
   if start_step == 0 and config.init_from:
     trainer.state = checkpoints.load_weights(
         config.init_from, trainer.state, tuple(config.get('init_fresh', ())),
@@ -441,6 +443,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if trainer.state.ema_params is not None:  # The momentum copy starts equal.
       trainer.state = trainer.state.replace(
           ema_params=jax.tree.map(jnp.copy, trainer.state.params))
+  # A finished run is only evaluated: its input stream is not needed (and
+  # may come from another process count).
   if start_step >= total_steps:
     logging.info('Run already finished at step %d (total_steps=%d); '
                  'evaluating the final checkpoint only.', start_step,
@@ -451,6 +455,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     _write_assignments(trainer, eval_source, result, workdir)
     report.write_run_report(trainer, eval_source, result, workdir, start_step)
     return result
+  batches = _train_batches(config, trainer, source, workdir)
+  if start_step:  # The input stream continues where the checkpoint left it.
+    checkpoints.restore_data(manager, start_step, batches)
 
   logging.info('Training %s on %s (%d images) for %d steps, global batch %d, '
                '%d devices.', config.method, source.name, len(source),
@@ -512,6 +519,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                _format_time(time.time() - run_start))
   report.write_run_report(trainer, eval_source, result, workdir, total_steps)
   return result
+
+
+def _train_batches(config, trainer, source, workdir):
+  """The training input stream from step 0: augmented images, or with
+  data.cached_views pairs of cached backbone features (built first)."""
+  placement = dict(process_index=jax.process_index(),
+                   process_count=jax.process_count())
+  if config.data.cached_views:
+    views = feature_cache.build_or_load(trainer, source, workdir)
+    dataset = feature_cache.train_dataset(
+        views, batch_size=config.batch_size, seed=config.seed, **placement)
+  else:
+    dataset = data_lib.train_dataset(
+        source, batch_size=config.batch_size, seed=config.seed,
+        aug_config=config.aug, weak_view_a=config.method == 'selflabel',
+        **placement)
+  return data_lib.train_iterator(dataset, num_threads=config.data.num_threads)
 
 
 def _write_assignments(trainer, eval_source, result, workdir) -> None:

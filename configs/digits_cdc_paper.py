@@ -22,9 +22,5 @@ from cdcjax import config_common
 
 
 def get_config(arg: str | None = None):
-  c = config_common.set_method(config_common.digits(arg), 'cdc', arg)
-  c.loss.equipartition_warmup_fraction = 0.0
-  c.loss.renormalize_concat = True
-  c.loss.sinkhorn_target = 'same'
-  c.model.head_layout = 'shared'
-  return c
+  return config_common.cdc_as_the_paper_reads(
+      config_common.set_method(config_common.digits(arg), 'cdc', arg))

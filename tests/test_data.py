@@ -164,3 +164,34 @@ def test_in_place_normalisation_leaves_the_weak_view_and_source_intact(source):
   images = np.full((2, 3, 3, 1), 0.25, np.float32)
   assert data.normalize(images, out=images) is images
   np.testing.assert_array_equal(images, -0.5)
+
+
+def test_balance_classes_cuts_each_class_to_the_smallest(source):
+  balanced = data.balance_classes(source)
+  counts = np.bincount(balanced.labels)
+  smallest = np.bincount(source.labels).min()
+  assert set(counts) == {smallest} and len(counts) == 10
+  # A fixed subset of the source's own images, in their order, every call.
+  again = data.balance_classes(source)
+  np.testing.assert_array_equal(balanced.images, again.images)
+  rows = [np.flatnonzero((source.images == img).all(axis=(1, 2, 3)))[0]
+          for img in balanced.images[:50]]
+  assert rows == sorted(rows)
+  np.testing.assert_array_equal(source.labels[rows], balanced.labels[:50])
+  c = config_common.digits()
+  c.data.balance_classes = True
+  assert len(data.load_source(c.data)) == 10 * smallest
+
+
+def test_balance_classes_refuses_unlabelled_and_tfds(source):
+  unlabelled = data.ArraySource(images=source.images,
+                                labels=np.full(len(source), -1),
+                                num_classes=0, name='folder:x')
+  with pytest.raises(ValueError, match='not labelled'):
+    data.balance_classes(unlabelled)
+  c = config_common.base_config()
+  c.data.name, c.data.tfds_name = 'tfds', 'mnist'
+  c.data.balance_classes = True
+  with pytest.raises(config_common.ConfigError,
+                     match='data.balance_classes.*array sources'):
+    config_common.validate(c, 1)

@@ -36,7 +36,7 @@ os.environ.setdefault('ALLOW_MULTIPLE_LIBTPU_LOAD', '1')
 
 import jax  # pylint: disable=g-import-not-at-top
 
-from cdcjax import config_common  # pylint: disable=g-import-not-at-top
+from cdcjax import config_validation  # pylint: disable=g-import-not-at-top
 from cdcjax import data
 from cdcjax import train
 
@@ -172,7 +172,7 @@ def compile_for_devices(config, devices, num_examples: int = 0,
                         topology: str = '') -> AotResult:
   """Validates `config` for len(devices), builds an abstract Trainer on a
   mesh of `devices` and compiles its train and eval steps."""
-  config_common.validate(config, len(devices))
+  config_validation.validate(config, len(devices))
   kind = devices[0].device_kind
   if kind not in CHIPS:
     raise ValueError(f'device kind {kind!r} has no published peaks here; '

@@ -41,27 +41,12 @@ import numpy as np
 from PIL import Image
 from PIL import ImageEnhance
 
+from cdcjax import randaugment
+from cdcjax.image_ops import bilinear_sample
+from cdcjax.image_ops import grayscale as _grayscale
+
 CONTRASTIVE_RECIPES = ('simclr', 'cc', 'moco_v2', 'moco_v3')
 RECIPES = ('digits', *CONTRASTIVE_RECIPES, 'scan_strong')
-
-
-def bilinear_sample(images, ys, xs, clamp=False):
-  """Samples images (N, H, W, C) at float coordinates ys, xs (N, h, w);
-  points outside the image read 0 unless clamp."""
-  n, h, w, _ = images.shape
-  y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
-  wy, wx = (ys - y0)[..., None], (xs - x0)[..., None]
-  batch = np.arange(n)[:, None, None]
-
-  def read(y, x):
-    if clamp:
-      return images[batch, np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]
-    inside = ((y >= 0) & (y < h) & (x >= 0) & (x < w))[..., None]
-    return np.where(inside, images[batch, np.clip(y, 0, h - 1),
-                                   np.clip(x, 0, w - 1)], 0.0)
-
-  return ((1 - wy) * (1 - wx) * read(y0, x0) + (1 - wy) * wx * read(y0, x0 + 1)
-          + wy * (1 - wx) * read(y0 + 1, x0) + wy * wx * read(y0 + 1, x0 + 1))
 
 
 def random_affine(images, rng, *, max_rotation_deg, scale_range, max_shear_deg,
@@ -178,11 +163,6 @@ def _pil_box(top, left, height, width):
 
 # The colour operations below take the array module `xp` (numpy or
 # jax.numpy), so the host path and cdcjax/augment_jax.py share one definition.
-
-
-def _grayscale(x):
-  """ITU-R 601 luma, as torchvision's rgb_to_grayscale; shape (N, H, W, 1)."""
-  return x[..., :1] * 0.299 + x[..., 1:2] * 0.587 + x[..., 2:3] * 0.114
 
 
 def _rgb_to_hsv(x, xp=np):
@@ -465,7 +445,6 @@ def augment(images: np.ndarray, rng: np.random.Generator, aug_config,
   if aug_config.recipe == 'digits':
     return digits(images, rng, aug_config)
   if aug_config.recipe == 'scan_strong':
-    from cdcjax import randaugment  # pylint: disable=g-import-not-at-top
     return randaugment.scan_strong(images, rng)
   if aug_config.recipe in CONTRASTIVE_RECIPES:
     spec = view_spec(aug_config, view)

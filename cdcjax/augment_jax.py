@@ -12,9 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from cdcjax import augment
+from cdcjax import image_ops
 
 
-grayscale = augment._grayscale  # pylint: disable=protected-access
+grayscale = image_ops.grayscale
 
 
 def adjust(x, op: int, factor):

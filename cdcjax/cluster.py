@@ -28,7 +28,9 @@ import numpy as np
 from ml_collections import config_flags
 
 from cdcjax import cli
-from cdcjax import config_common
+from cdcjax import config_defaults
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import folders
 from cdcjax import train
 from cdcjax.errors import TrainingFailure
@@ -92,7 +94,7 @@ def choose_side(sides: list[int]) -> int:
 def recipe(folder: str, num_clusters: int, num_images: int, side: int,
            backbone: str = '') -> ml_collections.ConfigDict:
   """The config cdcjax.cluster trains with (before --config overrides)."""
-  c = config_common.set_method(config_common.folder(), 'cdc')
+  c = recipes.set_method(recipes.folder(), 'cdc')
   c.data.path = os.path.abspath(folder)
   c.num_clusters = num_clusters
   c.evaluators = ('cluster_head', 'kmeans_features')
@@ -118,7 +120,7 @@ def recipe(folder: str, num_clusters: int, num_images: int, side: int,
     epochs = 50
   else:
     c.data.image_size = side
-    config_common.small_cpu_model(c)
+    recipes.small_cpu_model(c)
     c.model.stem = 'small' if side <= 32 else 'imagenet'
     c.batch_size = min(c.batch_size, 128)
     c.loss.equipartition_warmup_fraction = 0.7
@@ -187,8 +189,8 @@ def prepare(folder: str, num_clusters: int | None, out: str | None,
   for field, value in overrides.items():
     _set(config, field, value)
   try:
-    config_common.validate(config, jax.device_count())
-  except config_common.ConfigError as e:
+    config_validation.validate(config, jax.device_count())
+  except config_validation.ConfigError as e:
     raise InputError(str(e)) from None
   return config
 
@@ -232,6 +234,6 @@ if __name__ == '__main__':
   flags.DEFINE_string('out', None, 'Directory for the run and its results.')
   flags.DEFINE_string('backbone', '', 'A converted backbone (the --out of '
                       'python -m cdcjax.convert).')
-  config_flags.DEFINE_config_dict('config', config_common.base_config())
+  config_flags.DEFINE_config_dict('config', config_defaults.base_config())
   cli.console_logging()
   app.run(main)

@@ -16,6 +16,7 @@ import numpy as np
 
 from cdcjax import augment
 from cdcjax import folders
+from cdcjax import image_ops
 
 # Datasets read from `<name>.npz` files (the format of ../shared/datasets/).
 NPZ_DATASETS = ('mnist', 'usps', 'cifar10')
@@ -80,7 +81,7 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
   xs = (np.arange(size) + 0.5) * w / size - 0.5
   yy, xx = np.meshgrid(ys, xs, indexing='ij')
   grid = np.broadcast_to(np.stack([yy, xx]), (n, 2, size, size))
-  return augment.bilinear_sample(images, grid[:, 0], grid[:, 1],
+  return image_ops.bilinear_sample(images, grid[:, 0], grid[:, 1],
                                  clamp=True)
 
 

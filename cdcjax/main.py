@@ -18,7 +18,7 @@ import jax
 from ml_collections import config_flags
 
 from cdcjax import cli
-from cdcjax import config_common
+from cdcjax import config_validation
 from cdcjax import train
 
 _DEFAULT_CONFIG = os.path.join(
@@ -64,8 +64,8 @@ def main(argv):
     flags.FLAGS.experimental_orbax_use_distributed_barrier = True
   config = _CONFIG.value
   try:
-    config_common.validate(config, jax.device_count())
-  except config_common.ConfigError as e:
+    config_validation.validate(config, jax.device_count())
+  except config_validation.ConfigError as e:
     _fail(str(e))
   logging.info('Devices: %d (%s) on %d process(es).', jax.device_count(),
                jax.devices()[0].platform, jax.process_count())

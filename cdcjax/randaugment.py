@@ -12,7 +12,7 @@ use bilinear sampling with a black fill; their sign is random.
 
 import numpy as np
 
-from cdcjax import augment
+from cdcjax import image_ops
 
 OPS = ('identity', 'autocontrast', 'equalize', 'rotate', 'solarize', 'color',
        'contrast', 'brightness', 'sharpness', 'shear_x', 'translate_x',
@@ -37,7 +37,7 @@ def _affine(x, matrix):
            + matrix[:, 0, 2, None, None])
   src_y = (matrix[:, 1, 0, None, None] * xx + matrix[:, 1, 1, None, None] * yy
            + matrix[:, 1, 2, None, None])
-  return augment.bilinear_sample(x, src_y, src_x)
+  return image_ops.bilinear_sample(x, src_y, src_x)
 
 
 def _blend(degenerate, x, factor):
@@ -87,9 +87,9 @@ def apply(op: str, x, v):
   if op == 'solarize':  # PIL: levels >= threshold are inverted.
     return np.where(x * 255 >= v[:, None, None, None], 1.0 - x, x)
   if op == 'color':
-    return _blend(augment._grayscale(x), x, v)  # pylint: disable=protected-access
+    return _blend(image_ops.grayscale(x), x, v)
   if op == 'contrast':
-    mean = augment._grayscale(x).mean(axis=(1, 2, 3), keepdims=True)  # pylint: disable=protected-access
+    mean = image_ops.grayscale(x).mean(axis=(1, 2, 3), keepdims=True)
     return _blend(mean, x, v)
   if op == 'brightness':
     return _blend(np.zeros_like(x), x, v)

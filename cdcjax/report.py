@@ -30,7 +30,7 @@ import numpy as np
 
 from cdcjax import checkpoints
 from cdcjax import cli
-from cdcjax import config_common
+from cdcjax import config_defaults
 from cdcjax import data as data_lib
 from cdcjax import evaluation
 from cdcjax import evaluators
@@ -244,7 +244,7 @@ def load_config(workdir) -> ml_collections.ConfigDict:
   path = checkpoints.workdir_path(workdir) / 'config.json'
   if not path.exists():
     raise FileNotFoundError(f'{workdir} holds no cdcjax run (no config.json)')
-  config = config_common.base_config()
+  config = config_defaults.base_config()
   _merge(config, json.loads(path.read_text()))
   return config
 

@@ -27,7 +27,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from cdcjax import augment
 from cdcjax import augment_jax
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import config_defaults
 from cdcjax import data as data_lib
 from cdcjax import evaluation
 from cdcjax import feature_cache
@@ -345,7 +345,7 @@ def check_workdir_config(config, workdir: str) -> None:
     # A field added to cdcjax after the run started is absent from the stored
     # config; new fields default to the old behaviour, so one still at its
     # default is no change.
-    defaults = json.loads(config_common.base_config().to_json())
+    defaults = json.loads(config_defaults.base_config().to_json())
     differing = [k for k in _flat_diff(stored, current)
                  if k not in RESUMABLE_CHANGES and not (
                      _lookup(stored, k) is _MISSING and

@@ -12,15 +12,15 @@ Train and evaluate (one GPU or a TPU pod; set --multihost on a pod):
 
 Recipe: the CDC paper's small-dataset one (ResNet-18, SimCLR augmentation
 without blur, SGD 0.06, momentum 0.9, wd 5e-4, batch 512, 1200 epochs; see
-cdcjax.config_large.tfds_dataset). Paper (CDC + self-labeling, test split): ACC 49.2 ± 0.8 / NMI 50.4 / ARI 34.6.
+cdcjax.recipes_large.tfds_dataset). Paper (CDC + self-labeling, test split): ACC 49.2 ± 0.8 / NMI 50.4 / ARI 34.6.
 Not measured by cdcjax yet: no result is claimed. Tiny variant (runs on
 tfds.testing.mock_data in tests/test_tfds.py): configs/cifar100_20_cdc.py:tiny.
 """
 
-from cdcjax import config_common
-from cdcjax import config_large
+from cdcjax import recipes
+from cdcjax import recipes_large
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(
-      config_large.tfds_dataset('cifar100_20', arg), 'cdc', arg)
+  return recipes.set_method(
+      recipes_large.tfds_dataset('cifar100_20', arg), 'cdc', arg)

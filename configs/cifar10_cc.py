@@ -10,12 +10,12 @@ evaluates on train+test: add --config.data.train_split=all --config.data.eval_sp
 ACC 0.790 / NMI 0.705 / ARI 0.637 with ResNet-34 at 224 pixels, 1000 epochs).
 
 Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
-cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+cdcjax.recipes.cifar10); not measured by cdcjax yet: no result is claimed.
 Tiny variant for smoke tests: configs/cifar10_cc.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.cifar10(arg), 'cc', arg)
+  return recipes.set_method(recipes.cifar10(arg), 'cc', arg)

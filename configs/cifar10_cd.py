@@ -9,12 +9,12 @@ backbone, augmentation and optimiser; evaluated by k-means on the predictor outp
 protocol uses train+test: add --config.data.train_split=all --config.data.eval_split=all.
 
 Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
-cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+cdcjax.recipes.cifar10); not measured by cdcjax yet: no result is claimed.
 Tiny variant for smoke tests: configs/cifar10_cd.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.cifar10(arg), 'cd', arg)
+  return recipes.set_method(recipes.cifar10(arg), 'cd', arg)

@@ -8,7 +8,7 @@ CDC (the paper's recipe). Paper, CIFAR-10 test split, ResNet-18, 1200 epochs: AC
 (Table VI, full model, before self-labeling); with self-labeling 89.0 ± 0.3 / NMI 80.6 / ARI 78.4.
 
 Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
-cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+cdcjax.recipes.cifar10); not measured by cdcjax yet: no result is claimed.
 Computes in bfloat16 (model.compute_dtype). Compiled for TPU on a CPU
 (python -m cdcjax.aot --config=configs/cifar10_cdc.py --topology=v5e:4x4): the
 train step fits in 0.25 GB per v5e chip, memory-bound at 4.3 ms per step on
@@ -16,8 +16,8 @@ the roofline (f32: 0.55 GB, 9.2 ms); README, "Accelerators".
 Tiny variant for smoke tests: configs/cifar10_cdc.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.cifar10(arg), 'cdc', arg)
+  return recipes.set_method(recipes.cifar10(arg), 'cdc', arg)

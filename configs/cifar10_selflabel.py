@@ -12,15 +12,15 @@ workdir of a finished configs/cifar10_cdc.py run.
 The strong view is SCAN's (aug.recipe='scan_strong': flip, RandAugment with 4
 random ops, Cutout); the weak view is the un-augmented image.
 
-Accelerator recipe (ResNet-18; see cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+Accelerator recipe (ResNet-18; see cdcjax.recipes.cifar10); not measured by cdcjax yet: no result is claimed.
 Tiny variant for smoke tests: configs/cifar10_selflabel.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  c = config_common.set_method(config_common.cifar10(arg), 'selflabel', arg)
+  c = recipes.set_method(recipes.cifar10(arg), 'selflabel', arg)
   if arg != 'tiny':
     c.num_epochs = 200  # SCAN's CIFAR schedule (its batch is 1000).
     c.batch_size = 1024

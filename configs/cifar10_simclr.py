@@ -8,12 +8,12 @@ Instance-only contrastive baseline (NT-Xent, tau 0.5) on the CDC recipe, cluster
 k-means on backbone features.
 
 Accelerator recipe (ResNet-18, batch 512, SGD 0.06, 1200 epochs; see
-cdcjax.config_common.cifar10); not measured by cdcjax yet: no result is claimed.
+cdcjax.recipes.cifar10); not measured by cdcjax yet: no result is claimed.
 Tiny variant for smoke tests: configs/cifar10_simclr.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.cifar10(arg), 'simclr', arg)
+  return recipes.set_method(recipes.cifar10(arg), 'simclr', arg)

@@ -8,8 +8,8 @@ docstring); only the method differs. Measured results: README, "Methods on
 digits".
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.digits(arg), 'cd', arg)
+  return recipes.set_method(recipes.digits(arg), 'cd', arg)

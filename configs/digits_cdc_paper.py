@@ -14,13 +14,14 @@ Measured (all 1,797 images; `python -m cdcjax.bench train
 CPU, jax 0.10.2, two runs at a time, 513-758 s each): ACC 0.8731 / 0.8592 /
 0.8503, 0.8609 +- 0.0094 (NMI 0.8354 +- 0.0129, ARI 0.7652 +- 0.0182). The
 default configs/digits_cdc.py on the same machine and day: 0.6745 / 0.8520 /
-0.8765 (0.801 +- 0.089; seed 0 alone, seeds 1-2 two at a time). One dataset
-only: the defaults stay until USPS and MNIST are measured (issue 31).
+0.8765 (0.801 +- 0.089; seed 0 alone, seeds 1-2 two at a time). On USPS
+the literal reading loses (configs/usps_cdc_paper.py,
+0.6806 +- 0.0263 against 0.772 +- 0.052), so the defaults stay.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.cdc_as_the_paper_reads(
-      config_common.set_method(config_common.digits(arg), 'cdc', arg))
+  return recipes.cdc_as_the_paper_reads(
+      recipes.set_method(recipes.digits(arg), 'cdc', arg))

@@ -10,8 +10,8 @@ docstring); only the method differs. Measured results: README, "Methods on
 digits".
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.digits(arg), 'selflabel', arg)
+  return recipes.set_method(recipes.digits(arg), 'selflabel', arg)

@@ -14,10 +14,10 @@ augmentation, SGD 0.06, batch 512) for 200 epochs: an accelerator recipe, not
 measured by cdcjax. Tiny variant for smoke tests: configs/folder_cdc.py:tiny.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  c = config_common.set_method(config_common.folder(arg), 'cdc', arg)
+  c = recipes.set_method(recipes.folder(arg), 'cdc', arg)
   c.evaluators = ('cluster_head', 'kmeans_features')  # No labels needed.
   return c

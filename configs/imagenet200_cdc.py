@@ -13,9 +13,9 @@ r"""CDC heads on ImageNet-200 (SCAN's 200 classes) on a frozen MoCo v2 ResNet-50
          --config.init_from=/ckpt/mocov2_r50 --config.data.tfds_dir=$TFDS_DATA_DIR \\
       --config.data.class_list=imagenet_200.txt
 
-Recipe (cdcjax.config_large.imagenet): frozen ResNet-50 in inference mode,
+Recipe (cdcjax.recipes_large.imagenet): frozen ResNet-50 in inference mode,
 two MLP heads, batch, optimiser and epochs as in the CDC paper (see IMAGENET in
-config_large). ImageNet-100/200 need SCAN's class-list file (one WordNet id
+recipes_large). ImageNet-100/200 need SCAN's class-list file (one WordNet id
 per line, from SCAN's repository; cdcjax does not ship it) in
 data.class_list. Augmentation: the recipe of the MoCo release the backbone
 comes from (aug.recipe moco_v3 for ImageNet-1k, moco_v2 for the subsets).
@@ -24,8 +24,8 @@ Tiny variant (real ResNet-50, 32x32 mock images, 2 steps; tests/test_imagenet.py
 configs/imagenet200_cdc.py:tiny.
 """
 
-from cdcjax import config_large
+from cdcjax import recipes_large
 
 
 def get_config(arg: str | None = None):
-  return config_large.imagenet('imagenet200', arg)
+  return recipes_large.imagenet('imagenet200', arg)

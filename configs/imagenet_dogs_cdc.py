@@ -11,17 +11,17 @@ uses them; cdcjax does not ship the list) one per line to imagenet_dogs.txt:
       --config.data.tfds_dir=$TFDS_DATA_DIR --config.data.class_list=imagenet_dogs.txt
 
 Recipe: CC's (ResNet-34, ImageNet stem, 224 pixels, aug.recipe 'cc', Adam
-3e-4, batch 256, 1000 epochs; cdcjax.config_large.cc_recipe) with the CDC
+3e-4, batch 256, 1000 epochs; cdcjax.recipes_large.cc_recipe) with the CDC
 loss. The CDC paper has no ImageNet-Dogs number; CC reports ACC 0.429 / NMI
 0.445 / ARI 0.274. Not measured by cdcjax yet: no result is claimed.
 Tiny variant (tests/test_tfds.py, tfds mock data, no class list):
 configs/imagenet_dogs_cdc.py:tiny.
 """
 
-from cdcjax import config_common
-from cdcjax import config_large
+from cdcjax import recipes
+from cdcjax import recipes_large
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(
-      config_large.tfds_dataset('imagenet_dogs', arg), 'cdc', arg)
+  return recipes.set_method(
+      recipes_large.tfds_dataset('imagenet_dogs', arg), 'cdc', arg)

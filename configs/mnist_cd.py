@@ -6,7 +6,7 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/mnist_cd.py --workdir=/tmp/mnist_cd
 
 Tiny variant: configs/mnist_cd.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3, 4,000 steps (cdcjax.config_common.handwritten).
+batch 256, Adam 1e-3, 4,000 steps (cdcjax.recipes.handwritten).
 Measured at the former default of 2,000 steps (--config.total_steps=2000;
 README, commit 706a39f, seed 0, 2-core CPU, beside another job):
 test ACC 0.9426, NMI 0.8862, ARI 0.8784 (k-means on the feature predictions);
@@ -19,9 +19,9 @@ NMI 0.9282, ARI 0.9248; k-means on backbone features 0.9641. Seeds 1 and 2
 k-means on backbone features 0.9633 +- 0.0006.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.handwritten('mnist', arg), 'cd',
+  return recipes.set_method(recipes.handwritten('mnist', arg), 'cd',
                                   arg)

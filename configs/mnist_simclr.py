@@ -6,7 +6,7 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/mnist_simclr.py --workdir=/tmp/mnist_simclr
 
 Tiny variant: configs/mnist_simclr.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3, 4,000 steps (cdcjax.config_common.handwritten).
+batch 256, Adam 1e-3, 4,000 steps (cdcjax.recipes.handwritten).
 Measured at 4,000 steps (README; seed 0 with commit 2920a64 and
 --config.total_steps=4000, seeds 1 and 2 with commit 0690d38's code and
 --config.seed=S; 2-core CPU, beside other runs): test ACC 0.9604 / 0.9619 /
@@ -18,9 +18,9 @@ the former 2,000 steps (--config.total_steps=2000; commits 487ed10 and
 +- 0.0019), linear probe 0.9871 (seed 0).
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.handwritten('mnist', arg), 'simclr',
+  return recipes.set_method(recipes.handwritten('mnist', arg), 'simclr',
                                   arg)

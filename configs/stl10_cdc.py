@@ -12,15 +12,15 @@ Train and evaluate (one GPU or a TPU pod; set --multihost on a pod):
 
 Recipe: the CDC paper's small-dataset one (ResNet-18, SimCLR augmentation
 without blur, SGD 0.06, momentum 0.9, wd 5e-4, batch 512, 1200 epochs; see
-cdcjax.config_large.tfds_dataset). Paper, test split: CDC ACC 71.2 ± 1.5 / NMI 64.3 / ARI 55.3; with self-labeling 75.2 ± 0.8.
+cdcjax.recipes_large.tfds_dataset). Paper, test split: CDC ACC 71.2 ± 1.5 / NMI 64.3 / ARI 55.3; with self-labeling 75.2 ± 0.8.
 Not measured by cdcjax yet: no result is claimed. Tiny variant (runs on
 tfds.testing.mock_data in tests/test_tfds.py): configs/stl10_cdc.py:tiny.
 """
 
-from cdcjax import config_common
-from cdcjax import config_large
+from cdcjax import recipes
+from cdcjax import recipes_large
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(
-      config_large.tfds_dataset('stl10', arg), 'cdc', arg)
+  return recipes.set_method(
+      recipes_large.tfds_dataset('stl10', arg), 'cdc', arg)

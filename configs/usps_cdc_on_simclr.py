@@ -25,12 +25,12 @@ split the zeros over two clusters. With exact equipartition
 (--config.loss.sinkhorn_balance=1.0) seed 0's stage gave 0.8784.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  c = config_common.cdc_on_frozen_backbone(
-      config_common.handwritten('usps', arg), arg)
+  c = recipes.cdc_on_frozen_backbone(
+      recipes.handwritten('usps', arg), arg)
   # Unbalanced Sinkhorn: with the frozen backbone's partition already right,
   # the zeros' cluster may grow to the zeros' share (0.9367 against 0.8784
   # for exact equipartition, seed 0; seeds 1 and 2 split the zeros anyway).

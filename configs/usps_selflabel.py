@@ -7,13 +7,13 @@ split, evaluate on the test split.
       --config.init_from=/tmp/usps_cdc --workdir=/tmp/usps_selflabel
 
 Tiny variant: configs/usps_selflabel.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
+batch 256, Adam 1e-3 (cdcjax.recipes.handwritten).
 Not yet measured: no result is claimed for this config.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.handwritten('usps', arg), 'selflabel',
+  return recipes.set_method(recipes.handwritten('usps', arg), 'selflabel',
                                   arg)

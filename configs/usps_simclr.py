@@ -5,16 +5,16 @@ split, evaluate on the test split.
   python -m cdcjax.main --config=configs/usps_simclr.py --workdir=/tmp/usps_simclr
 
 Tiny variant: configs/usps_simclr.py:tiny. ResNet-10 width 0.25, small stem,
-batch 256, Adam 1e-3 (cdcjax.config_common.handwritten).
+batch 256, Adam 1e-3 (cdcjax.recipes.handwritten).
 Measured (README; commit 0690d38's code, seed 0, 2,000 steps, 2-core CPU,
 beside one other run, 22.6 min; "--config.evaluators=('kmeans_features',
 'kmeans_head')"): test ACC 0.7633, NMI 0.7981, ARI 0.7070 (k-means on
 backbone features); k-means on the normalised head output 0.7892.
 """
 
-from cdcjax import config_common
+from cdcjax import recipes
 
 
 def get_config(arg: str | None = None):
-  return config_common.set_method(config_common.handwritten('usps', arg), 'simclr',
+  return recipes.set_method(recipes.handwritten('usps', arg), 'simclr',
                                   arg)

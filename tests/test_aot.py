@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from cdcjax import aot
-from cdcjax import bench_step
-from cdcjax import config_common
+from cdcjax.bench import step as bench_step
+from cdcjax import config_validation
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +65,7 @@ def test_multi_host_topology_validates_for_its_device_count():
   assert len(devices) == 16 and len({d.process_index for d in devices}) == 4
   config = bench_step.load_config('configs/digits_cdc.py:tiny',
                                   ['batch_size=24'])
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match='batch_size=24.*device count 16'):
     aot.compile_for_devices(config, devices)
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from cdcjax import augment
-from cdcjax import config_common
+from cdcjax import config_defaults
+from cdcjax import config_validation
+from cdcjax import image_ops
 
 
 def _images(n=16, size=12, channels=3, seed=0):
@@ -43,7 +45,7 @@ def test_pil_resample_enlarging_is_bilinear_with_edge_clamp():
   xs = left[:, None] + (np.arange(17) + 0.5)[None] / 17 * width[:, None] - 0.5
   grid_y = np.broadcast_to(ys[:, :, None], (5, 20, 17))
   grid_x = np.broadcast_to(xs[:, None, :], (5, 20, 17))
-  expected = augment.bilinear_sample(images, grid_y, grid_x, clamp=True)
+  expected = image_ops.bilinear_sample(images, grid_y, grid_x, clamp=True)
   np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
@@ -106,7 +108,7 @@ def test_saturation_zero_is_grayscale_reference():
 
 
 def _simclr_config(**kw):
-  c = config_common.base_config().aug
+  c = config_defaults.base_config().aug
   c.recipe = 'simclr'
   c.update(kw)
   return c
@@ -132,7 +134,7 @@ def test_simclr_on_grey_images_only_crops_and_flips():
 
 def test_augment_dispatch_and_unknown_recipe():
   images = _images(n=4, channels=1)
-  c = config_common.base_config().aug
+  c = config_defaults.base_config().aug
   out = augment.augment(images, np.random.default_rng(0), c)
   assert out.shape == images.shape
   c.recipe = 'randaugment'
@@ -146,10 +148,10 @@ def test_augment_dispatch_and_unknown_recipe():
                                          ('blur_prob', 1.5),
                                          ('output_size', -1)])
 def test_config_rejects_bad_aug(field, value):
-  c = config_common.base_config()
+  c = config_defaults.base_config()
   c.aug[field] = value
-  with pytest.raises(config_common.ConfigError, match=f'aug.{field}'):
-    config_common.validate(c, 1)
+  with pytest.raises(config_validation.ConfigError, match=f'aug.{field}'):
+    config_validation.validate(c, 1)
 
 
 def test_blur_preserves_constants_and_mass_and_matches_a_direct_convolution():
@@ -178,7 +180,7 @@ def test_solarize_inverts_only_bright_values():
 
 
 def _aug(recipe, **kw):
-  c = config_common.base_config().aug
+  c = config_defaults.base_config().aug
   c.recipe = recipe
   c.update(kw)
   return c

@@ -8,7 +8,8 @@ import pytest
 
 from cdcjax import augment
 from cdcjax import augment_jax
-from cdcjax import config_common
+from cdcjax import config_defaults
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import train
 
@@ -53,7 +54,7 @@ def _max_z(a, b):
 
 
 def _draws(recipe, view, draws=500):
-  aug = config_common.base_config().aug
+  aug = config_defaults.base_config().aug
   aug.recipe = recipe
   images = np.tile(_images(n=16, size=12, seed=1), (draws, 1, 1, 1))
   return images, augment.view_spec(aug, view)
@@ -102,7 +103,7 @@ def test_the_comparison_tells_different_recipes_apart():
 
 @pytest.mark.slow
 def test_device_views_on_1_and_8_devices_agree():
-  config = config_common.cifar10('tiny')
+  config = recipes.cifar10('tiny')
   config.aug.color_on_device = True
   config.batch_size = 16
   rng = np.random.default_rng(0)
@@ -126,7 +127,7 @@ def test_host_pipeline_leaves_views_unnormalised_for_the_device():
   source = data.ArraySource(
       (np.random.default_rng(0).uniform(size=(40, 8, 8, 3)) * 255
        ).astype(np.uint8), np.zeros(40, np.int64), 1, 'fake')
-  aug = config_common.cifar10().aug
+  aug = recipes.cifar10().aug
   aug.color_on_device = True
   batch = data.train_dataset(source, batch_size=8, seed=0, aug_config=aug)[0]
   assert batch['view_a'].min() >= 0 and batch['view_b'].min() >= 0

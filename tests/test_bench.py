@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from cdcjax import bench
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 
 
 def _apply(config, override):
@@ -25,11 +26,11 @@ def _apply(config, override):
 
 @pytest.mark.parametrize('name', list(bench.ABLATIONS))
 def test_ablation_variants_are_valid_and_change_one_thing(name):
-  base = config_common.digits()
-  config = config_common.digits()
+  base = recipes.digits()
+  config = recipes.digits()
   for override in bench.ABLATIONS[name]:
     _apply(config, override)
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   changed = [k for k in ('use_equipartition', 'normalize_c',
                          'cluster_temperature', 'use_infonce')
              if config.loss[k] != base.loss[k]]
@@ -65,7 +66,7 @@ def _tiny_colour_source(n=300, size=8):
 
 
 def test_input_bench_measures_both_sizes():
-  from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+  from cdcjax.bench import input_pipeline as bench_input  # pylint: disable=g-import-not-at-top
   source = _tiny_colour_source()
   for size in (8, 24):
     assert bench_input.cdcjax_rate(source, size, workers=1, warmup=1,
@@ -74,7 +75,7 @@ def test_input_bench_measures_both_sizes():
 
 def test_input_bench_torch_reference_runs_when_installed():
   pytest.importorskip('torchvision')
-  from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+  from cdcjax.bench import input_pipeline as bench_input  # pylint: disable=g-import-not-at-top
   # A DataLoader epoch ends: enough images for warm-up plus timed batches.
   images = _tiny_colour_source(n=3 * bench_input.BATCH).images
   assert bench_input.torch_rate(images, 24, workers=0, warmup=1,
@@ -83,7 +84,7 @@ def test_input_bench_torch_reference_runs_when_installed():
 
 @pytest.mark.slow
 def test_step_bench_reports_throughput_and_flops():
-  from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
+  from cdcjax.bench import step as bench_step  # pylint: disable=g-import-not-at-top
   config = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
                         'configs', 'digits_cdc.py')
   result = bench_step.bench_step(f'{config}:tiny',

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from cdcjax import bench_accelerator
+from cdcjax.bench import accelerator as bench_accelerator
 from test_configs import _fake_colour_npz as _fake_cifar10  # pylint: disable=g-bad-import-order
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,19 +10,20 @@ import orbax.checkpoint as ocp
 import pytest
 
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import train
 
 
 @pytest.fixture(scope='module')
 def source():
-  return data.load_source(config_common.digits().data, 'all')
+  return data.load_source(recipes.digits().data, 'all')
 
 
 def _dataset(source):
   return data.train_dataset(source, batch_size=32, seed=3,
-                            aug_config=config_common.digits().aug)
+                            aug_config=recipes.digits().aug)
 
 
 def test_resumed_stream_continues_where_it_stopped(source, tmp_path):
@@ -65,14 +66,14 @@ def test_milestones_outlive_the_newest_checkpoints(source, tmp_path):
 
 
 def test_milestone_interval_is_validated():
-  config = config_common.digits('tiny')
+  config = recipes.digits('tiny')
   config.keep_checkpoint_every_steps = config.checkpoint_every_steps + 1
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r'keep_checkpoint_every_steps.*positive multiple '
                      r'of checkpoint_every_steps \(4\)'):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
   config.keep_checkpoint_every_steps = 8
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
 
 
 def test_no_checkpoint_leaves_everything_alone(source, tmp_path):
@@ -102,7 +103,7 @@ def _final_params(workdir):
 
 
 def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path):
-  config = config_common.digits('tiny')
+  config = recipes.digits('tiny')
   config.evaluators = ('cluster_head',)
   config.checkpoint_every_steps = 3
   config.total_steps = 6

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cdcjax import bench
-from cdcjax import config_common
+from cdcjax import config_validation
 from configs import digits_cdc
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,54 +81,54 @@ def test_unknown_field(tmp_path):
 
 def test_validate_names_fields():
   config = digits_cdc.get_config()
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   config.optimizer.name = 'lamb'
-  with pytest.raises(config_common.ConfigError, match='optimizer.name'):
-    config_common.validate(config, 1)
+  with pytest.raises(config_validation.ConfigError, match='optimizer.name'):
+    config_validation.validate(config, 1)
   config = digits_cdc.get_config()
   config.model.backbone = 'resnet19'
-  with pytest.raises(config_common.ConfigError, match='model.backbone'):
-    config_common.validate(config, 1)
+  with pytest.raises(config_validation.ConfigError, match='model.backbone'):
+    config_validation.validate(config, 1)
   config = digits_cdc.get_config()
   config.data.pad = -2
-  config_common.validate(config, 1)  # A trim; its size is checked on load.
+  config_validation.validate(config, 1)  # A trim; its size is checked on load.
   config.data.pad = 2
-  config_common.validate(config, 1)  # Digits can be framed.
+  config_validation.validate(config, 1)  # Digits can be framed.
   config.data.name, config.data.path = 'folder', '/some/images'
-  with pytest.raises(config_common.ConfigError, match=r"data.pad=2.*'folder'"):
-    config_common.validate(config, 1)
+  with pytest.raises(config_validation.ConfigError, match=r"data.pad=2.*'folder'"):
+    config_validation.validate(config, 1)
   for balance in (0.0, 1.5):
     config = digits_cdc.get_config()
     config.loss.sinkhorn_balance = balance
-    with pytest.raises(config_common.ConfigError,
+    with pytest.raises(config_validation.ConfigError,
                        match=r'loss.sinkhorn_balance.*\(0, 1\]'):
-      config_common.validate(config, 1)
+      config_validation.validate(config, 1)
   config = digits_cdc.get_config()
   config.loss.sinkhorn_arithmetic = 'linear'
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r"loss.sinkhorn_arithmetic='linear'.*'log', 'exp'"):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
   config.loss.sinkhorn_arithmetic = 'exp'
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   config.loss.sinkhorn_balance = 0.5
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r"loss.sinkhorn_balance=0.5.*'exp'"):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
   config.loss.sinkhorn_balance = 1.0
   config.loss.sinkhorn_balance_final = 0.1
-  config_common.validate(config, 1)  # Never reached: final_from is 1.
+  config_validation.validate(config, 1)  # Never reached: final_from is 1.
   config.loss.sinkhorn_balance_final_from = 0.5
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r"loss.sinkhorn_balance_final=0.1.*'exp'"):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
   for field, value, allowed in (('sinkhorn_balance_final', 0.0, r'\(0, 1\]'),
                                 ('sinkhorn_balance_final_from', 1.5,
                                  r'\[0, 1\]')):
     config = digits_cdc.get_config()
     config.loss[field] = value
-    with pytest.raises(config_common.ConfigError,
+    with pytest.raises(config_validation.ConfigError,
                        match=rf'loss.{field}={value}.*{allowed}'):
-      config_common.validate(config, 1)
+      config_validation.validate(config, 1)
 
 
 def _records(workdir):

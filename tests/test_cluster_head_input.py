@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import train
 from tests.test_init_fresh import _save  # A state as a run's checkpoint.
 
@@ -21,11 +22,11 @@ def _trainer(config, seed):
 
 
 def _cd_config():
-  return config_common.set_method(config_common.digits('tiny'), 'cd', 'tiny')
+  return recipes.set_method(recipes.digits('tiny'), 'cd', 'tiny')
 
 
 def _cdc_on_cd_config(init_from='/some/cd/run'):
-  config = config_common.cdc_on_frozen_backbone(config_common.digits('tiny'),
+  config = recipes.cdc_on_frozen_backbone(recipes.digits('tiny'),
                                                 'tiny')
   config.model.cluster_head_input = 'cd_predictions'
   config.model.num_cluster_heads = 2
@@ -47,7 +48,7 @@ def test_cluster_heads_read_the_loaded_cd_predictions_and_only_they_train(
   _save(tmp_path, cd.state)
 
   config = _cdc_on_cd_config(str(tmp_path))
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   cdc = _trainer(config, 1)
   # Nothing to skip: CD's modules all load; only the cluster heads are new.
   cdc.state = checkpoints.load_weights(str(tmp_path), cdc.state,
@@ -114,7 +115,7 @@ def test_the_gradient_stops_at_the_predictions():
 ])
 def test_bad_settings_are_refused(change, message):
   config = _cdc_on_cd_config()
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   for key, value in change.items():
     if key == 'method':
       config.method = value
@@ -123,6 +124,6 @@ def test_bad_settings_are_refused(change, message):
       config[key] = value
     else:
       config.model[key] = value
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r'model\.cluster_head_input.*' + message):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
 from cdcjax import train
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,12 +40,12 @@ def test_config_loads_validates_and_gives_its_command(path):
     config = module.get_config(arg)
     if config.method == 'selflabel' or config.init_fresh:
       # Required: a two-stage config without it is refused before any work.
-      with pytest.raises(config_common.ConfigError, match='init_from'):
-        config_common.validate(config, num_devices=1)
+      with pytest.raises(config_validation.ConfigError, match='init_from'):
+        config_validation.validate(config, num_devices=1)
       config.init_from = '/some/run'  # Checked for content later.
     if config.data.name == 'folder':
       config.data.path = '/some/photos'  # Required; checked before work.
-    config_common.validate(config, num_devices=1)
+    config_validation.validate(config, num_devices=1)
     assert config.method in name
 
 
@@ -73,7 +73,7 @@ def test_cifar10_tiny_trains_with_colour_augmentation(tmp_path, aug):
   config.data.path = str(tmp_path / 'cifar10.npz')
   config.total_steps = 3
   config.evaluators = ('cluster_head', 'kmeans_features')
-  config_common.validate(config, num_devices=8)
+  config_validation.validate(config, num_devices=8)
   result = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert result['num_examples'] == 40  # The test split, every image once.
   assert 0 <= result['acc'] <= 1
@@ -136,4 +136,30 @@ def test_every_config_validates_on_power_of_two_device_counts(num_devices):
       config.init_from = '/some/run'
     if config.data.name == 'folder':
       config.data.path = '/some/photos'
-    config_common.validate(config, num_devices=num_devices)
+    config_validation.validate(config, num_devices=num_devices)
+
+
+def _results_rows():
+  """(config file, ACC cell) of each row of the README's results table."""
+  with open(os.path.join(REPO_ROOT, 'README.md')) as f:
+    text = f.read()
+  table = text.split('## Results', 1)[1].split('\n## ', 1)[0]
+  rows = []
+  for line in table.splitlines():
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    if len(cells) == 6 and cells[2].startswith('`'):
+      rows.append((cells[2].split('`')[1], cells[3].strip('*')))
+  return rows
+
+
+def test_readme_results_rows_name_configs_whose_docstring_has_the_figure():
+  rows = _results_rows()
+  assert len(rows) >= 8
+  for config_file, acc in rows:
+    path = os.path.join(REPO_ROOT, 'configs', config_file)
+    assert os.path.exists(path), config_file
+    spec = importlib.util.spec_from_file_location(config_file[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    docstring = ' '.join(module.__doc__.split())
+    assert acc.replace('±', '+-') in docstring, (config_file, acc)

@@ -2,7 +2,9 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_defaults
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import augment
 from cdcjax import data
 
@@ -13,7 +15,7 @@ def source():
 
 
 def _aug():
-  return config_common.base_config().aug
+  return config_defaults.base_config().aug
 
 
 def test_digits_source(source):
@@ -178,7 +180,7 @@ def test_balance_classes_cuts_each_class_to_the_smallest(source):
           for img in balanced.images[:50]]
   assert rows == sorted(rows)
   np.testing.assert_array_equal(source.labels[rows], balanced.labels[:50])
-  c = config_common.digits()
+  c = recipes.digits()
   c.data.balance_classes = True
   assert len(data.load_source(c.data)) == 10 * smallest
 
@@ -189,9 +191,9 @@ def test_balance_classes_refuses_unlabelled_and_tfds(source):
                                 num_classes=0, name='folder:x')
   with pytest.raises(ValueError, match='not labelled'):
     data.balance_classes(unlabelled)
-  c = config_common.base_config()
+  c = config_defaults.base_config()
   c.data.name, c.data.tfds_name = 'tfds', 'mnist'
   c.data.balance_classes = True
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match='data.balance_classes.*array sources'):
-    config_common.validate(c, 1)
+    config_validation.validate(c, 1)

@@ -5,7 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import methods
 from cdcjax import train
@@ -26,7 +27,7 @@ def _config(method):
     method, balance = 'cdc', 0.5
   if method == 'cdc_swav_exp':  # SwAV's exp-domain Sinkhorn: global sums.
     method, arithmetic = 'cdc', 'exp'
-  config = config_common.set_method(config_common.digits('tiny'), method,
+  config = recipes.set_method(recipes.digits('tiny'), method,
                                     'tiny')
   config.loss.sinkhorn_balance = balance
   config.loss.sinkhorn_arithmetic = arithmetic
@@ -121,7 +122,7 @@ def test_eval_batches_not_divisible_by_the_device_count_are_padded():
   once, the same outputs as one device with batches of 100."""
   config = _config('cdc')
   config.eval_batch_size = 100
-  config_common.validate(config, 8)
+  config_validation.validate(config, 8)
   source = data.load_source(config.data)
   outputs = {}
   for n in (1, 8):

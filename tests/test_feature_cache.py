@@ -8,16 +8,17 @@ import jax
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import feature_cache
 from cdcjax import train
-from cdcjax.config_common import ConfigError
+from cdcjax.config_validation import ConfigError
 from tests.test_checkpoints import _final_params  # Newest params of a workdir.
 
 
 def _config(views=3):
-  c = config_common.digits('tiny')
+  c = recipes.digits('tiny')
   c.model.freeze_backbone = True  # A random frozen backbone: enough here.
   c.evaluators = ('cluster_head',)
   c.data.cached_views = views
@@ -162,7 +163,7 @@ def test_bad_cache_settings_are_refused(change, message):
     c.aug.color_on_device = True
   c.data.cached_dtype = change.get('dtype', 'float32')
   with pytest.raises(ConfigError, match=message):
-    config_common.validate(c, 1)
+    config_validation.validate(c, 1)
 
 
 def test_storage_of_imagenet_views():

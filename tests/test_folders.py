@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
 from cdcjax import data
 from cdcjax import folders
 from cdcjax import train
@@ -83,7 +83,7 @@ def _tiny_config(path):
   config = module.get_config('tiny')
   config.data.path = path
   config.data.image_size = 8
-  config_common.validate(config, 8)
+  config_validation.validate(config, 8)
   return config
 
 
@@ -139,6 +139,6 @@ def test_tiny_imagenet_config_runs_tiny_on_a_labelled_folder(tmp_path):
           size=(64, 64), value=30 * i)
   config = module.get_config('tiny')
   config.data.path = root
-  config_common.validate(config, 8)
+  config_validation.validate(config, 8)
   result = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert result['num_examples'] == 8 and 0 <= result['acc'] <= 1

@@ -9,8 +9,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from cdcjax import config_common
-from cdcjax import config_large
+from cdcjax import config_validation
+from cdcjax import recipes
+from cdcjax import recipes_large
 from cdcjax import convert
 from cdcjax import data
 from cdcjax import torch_checkpoint
@@ -22,7 +23,7 @@ CHECKPOINT = os.path.join(REPO_ROOT, '..', 'shared', 'fixtures',
 
 
 def test_frozen_backbone_is_bit_identical_after_steps():
-  config = config_common.digits('tiny')
+  config = recipes.digits('tiny')
   config.model.freeze_backbone = True
   config.optimizer.weight_decay = 1e-2  # Must not touch the backbone either.
   source = data.load_digits()
@@ -65,7 +66,7 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   full = module.get_config()
-  recipe = config_large.IMAGENET[name]
+  recipe = recipes_large.IMAGENET[name]
   assert full.model.freeze_backbone
   assert full.optimizer.name == recipe['optimizer']
   assert full.num_clusters == recipe['num_clusters']
@@ -74,7 +75,7 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
       recipe['learning_rate'] * recipe['batch_size'] / 256)
   config = module.get_config('tiny')
   config.init_from = converted
-  config_common.validate(config, 8)
+  config_validation.validate(config, 8)
   workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=16):
     result = train.train_and_evaluate(config, workdir)

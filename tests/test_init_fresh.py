@@ -7,7 +7,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import train
 from cdcjax.errors import TrainingFailure
@@ -74,16 +75,16 @@ def test_fresh_modules_keep_their_initialisation(tmp_path):
 def test_init_fields_need_init_from(field, value):
   config = digits_cdc.get_config('tiny')
   config[field] = value
-  with pytest.raises(config_common.ConfigError, match=field):
-    config_common.validate(config, 1)
+  with pytest.raises(config_validation.ConfigError, match=field):
+    config_validation.validate(config, 1)
   config.init_from = '/some/run'
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
 
 
 def test_cdc_starts_from_an_instance_only_run(tmp_path):
   """The two-stage recipe: a SimCLR-style run has no cluster head; naming it
   in init_fresh loads the backbone and instance head and keeps a fresh one."""
-  simclr = config_common.set_method(config_common.digits('tiny'), 'simclr',
+  simclr = recipes.set_method(recipes.digits('tiny'), 'simclr',
                                     'tiny')
   trained = _trainer(0, simclr).state
   assert 'cluster_head' not in trained.params
@@ -121,7 +122,7 @@ def test_fresh_head_may_have_another_shape_in_the_source(tmp_path):
 def test_cdc_heads_start_from_a_cd_run_without_its_predictor(tmp_path):
   """CD's checkpoint has a 'feature_predictor' that CDC's model lacks:
   init_skip leaves it unloaded, and the rest loads as from a SimCLR run."""
-  cd = config_common.set_method(config_common.digits('tiny'), 'cd', 'tiny')
+  cd = recipes.set_method(recipes.digits('tiny'), 'cd', 'tiny')
   trained = _trainer(0, cd).state
   assert 'feature_predictor' in trained.params
   _save(tmp_path, trained)
@@ -147,7 +148,7 @@ def test_cdc_heads_start_from_a_cd_run_without_its_predictor(tmp_path):
 def test_cluster_head_names_every_head_of_a_multi_head_model(tmp_path):
   """The two-stage configs name 'cluster_head' only; with
   model.num_cluster_heads = 3 all three heads start fresh from a SimCLR run."""
-  simclr = config_common.set_method(config_common.digits('tiny'), 'simclr',
+  simclr = recipes.set_method(recipes.digits('tiny'), 'simclr',
                                     'tiny')
   trained = _trainer(0, simclr).state
   _save(tmp_path, trained)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import recipes
 from cdcjax import losses
 from cdcjax import methods
 
@@ -345,7 +345,7 @@ def test_cdc_loss_passes_sinkhorn_balance(views):
 def test_sinkhorn_balance_switches_to_its_final_value(views):
   """methods.loss uses loss.sinkhorn_balance before final_from and
   loss.sinkhorn_balance_final from then on, also with a traced progress."""
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.loss.update(equipartition_warmup_fraction=0.0, sinkhorn_balance=0.5,
                      sinkhorn_balance_final=0.1,
@@ -458,7 +458,7 @@ def test_renormalized_concat_is_lightlys_nt_xent_on_the_concatenation(
 
 def test_renormalize_concat_reaches_the_loss_through_the_config(views):
   c_a, s_a, c_b, s_b = map(jnp.asarray, views)
-  config = config_common.digits()
+  config = recipes.digits()
   outputs = [{'c': c_a, 's': s_a}, {'c': c_b, 's': s_b}]
   plain = methods.loss(config, *outputs, progress=jnp.float32(1.0))
   config.loss.renormalize_concat = True

@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import evaluation
 from cdcjax import evaluators
@@ -15,7 +16,7 @@ from cdcjax import train
 
 
 def _config(heads=1):
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.num_clusters = 6
   config.eval_num_clusters = 3
@@ -29,7 +30,7 @@ def _config(heads=1):
 @pytest.mark.parametrize('heads', [1, 2])
 def test_evaluation_merges_the_head_into_eval_num_clusters(heads):
   config = _config(heads)
-  config_common.validate(config, 1)
+  config_validation.validate(config, 1)
   source = data.load_digits(8)
   trainer = train.Trainer(config, train.make_mesh(jax.devices()[:1]),
                           source.images.shape[1:], len(source))
@@ -78,9 +79,9 @@ def test_bad_merge_settings_are_refused(field, value, evaluator_list, message):
   config = _config()
   config[field] = value
   config.evaluators = evaluator_list
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=f'config.{field}={value}.*{message}'):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
 
 
 def test_a_finished_run_is_evaluated_again_with_other_evaluators(tmp_path):

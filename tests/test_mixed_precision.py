@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import convert
 from cdcjax import models
 from cdcjax import torch_checkpoint
@@ -28,7 +29,7 @@ LOSS_RTOL = 2e-2
 
 
 def _tiny_config(method='cdc', dtype='bfloat16'):
-  config = config_common.set_method(config_common.digits('tiny'), method,
+  config = recipes.set_method(recipes.digits('tiny'), method,
                                      'tiny')
   config.model.compute_dtype = dtype
   return config
@@ -200,9 +201,9 @@ def test_accelerator_configs_default_to_bf16_and_cpu_configs_to_f32():
 
 def test_compute_dtype_is_validated():
   config = _tiny_config(dtype='float16')
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=r"model.compute_dtype='float16'.*bfloat16"):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
 
 
 @pytest.mark.skipif(not os.path.exists(CHECKPOINT),

@@ -156,8 +156,8 @@ def test_momentum_heads_follow_moco_v3s_update():
   """One step with loss.contrast='moco_v3': the momentum copy becomes
   m * ema + (1 - m) * params (the parameters before the step), with MoCo
   v3's m at step 0; a frozen backbone's copy stays equal to it."""
-  from cdcjax import config_common, methods, train  # pylint: disable=g-import-not-at-top,g-multiple-import
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  from cdcjax import methods, recipes, train  # pylint: disable=g-import-not-at-top,g-multiple-import
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.loss.contrast = 'moco_v3'
   config.loss.momentum = 0.9

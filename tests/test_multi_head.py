@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import methods
 from cdcjax import metrics as metrics_lib
@@ -17,7 +18,7 @@ from cdcjax import train
 
 
 def _config(heads=3):
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.model.num_cluster_heads = heads
   config.batch_size = 32
@@ -137,13 +138,13 @@ def test_self_labeling_starts_from_the_selected_head():
     ('cdc', 'shared', 2, "head_layout='two'"),
 ])
 def test_bad_head_counts_are_refused(method, layout, heads, message):
-  config = config_common.set_method(config_common.digits('tiny'), method,
+  config = recipes.set_method(recipes.digits('tiny'), method,
                                     'tiny')
   config.model.head_layout = layout
   config.model.num_cluster_heads = heads
-  with pytest.raises(config_common.ConfigError,
+  with pytest.raises(config_validation.ConfigError,
                      match=f'model.num_cluster_heads.*{message}'):
-    config_common.validate(config, 1)
+    config_validation.validate(config, 1)
 
 
 @pytest.mark.parametrize('heads,layout', [('cc', 'two'), ('cdc', 'shared')])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from cdcjax import config_common
+from cdcjax import config_defaults
 from cdcjax import randaugment
 from cdcjax import augment
 
@@ -66,7 +66,7 @@ def test_cutout_hole_sizes_and_fill():
 
 
 def test_scan_strong_via_the_recipe_name():
-  aug = config_common.base_config().aug
+  aug = config_defaults.base_config().aug
   aug.recipe = 'scan_strong'
   images = _uint8_images(n=64) / 255.0
   out = augment.augment(images, np.random.default_rng(1), aug)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdcjax import config_common
+from cdcjax import config_defaults
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data as data_lib
 from cdcjax import figures
 from cdcjax import methods
@@ -23,7 +25,7 @@ FIGURES = ('sizes', 'confusion', 'map_clusters', 'map_labels', 'curves',
 
 
 def _settings(**overrides):
-  settings = config_common.base_config().report
+  settings = config_defaults.base_config().report
   settings.map_points = 60
   settings.update(overrides)
   return settings
@@ -142,9 +144,9 @@ def test_centroid_margin_is_one_at_a_centroid_and_zero_on_a_border():
   assert np.all(report.centroid_margin(x, np.zeros(6, int)) == 1)
 
 
-@pytest.mark.parametrize('method', config_common.METHODS)
+@pytest.mark.parametrize('method', config_validation.METHODS)
 def test_confidence_for_every_methods_first_evaluator(method):
-  config = config_common.set_method(config_common.digits('tiny'), method,
+  config = recipes.set_method(recipes.digits('tiny'), method,
                                      'tiny')
   rng = np.random.default_rng(0)
   n, k = 50, config.num_clusters
@@ -176,7 +178,7 @@ class _FakeTrainer:
 
 def test_run_report_names_the_selected_head_and_only_process_0_writes(
     tmp_path, monkeypatch):
-  config = config_common.digits('tiny')
+  config = recipes.digits('tiny')
   config.report.enabled = True
   config.report.map_points = 30
   trainer = _FakeTrainer(config)
@@ -204,7 +206,7 @@ def test_training_writes_report_and_events_and_the_cli_remakes_it(tmp_path):
   TensorBoard scalars and cluster grids; then cdcjax.report on the finished
   workdir writes it again from the checkpoint."""
   from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.evaluators = ('cluster_head',)
   config.report.enabled = True

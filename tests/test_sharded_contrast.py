@@ -9,7 +9,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from cdcjax import aot
-from cdcjax import config_common
+from cdcjax import recipes
 from cdcjax import losses
 from cdcjax import train
 
@@ -94,7 +94,7 @@ def test_batch_that_does_not_divide_over_the_mesh_is_an_error():
 
 
 def _train_step_collectives(sharded_contrast: bool) -> tuple[str, dict]:
-  config = config_common.set_method(config_common.digits('tiny'), 'cdc',
+  config = recipes.set_method(recipes.digits('tiny'), 'cdc',
                                     'tiny')
   config.batch_size = 64
   config.loss.sharded_contrast = sharded_contrast

@@ -8,14 +8,16 @@ import pytest
 
 tfds = pytest.importorskip('tensorflow_datasets')
 
-from cdcjax import config_common  # pylint: disable=g-import-not-at-top
+from cdcjax import config_defaults  # pylint: disable=g-import-not-at-top
+from cdcjax import config_validation
+from cdcjax import recipes
 from cdcjax import data
 from cdcjax import tfds_source
 from cdcjax import train
 
 
 def _data_config(**kw):
-  c = config_common.base_config().data
+  c = config_defaults.base_config().data
   c.name = 'tfds'
   c.update(kw)
   return c
@@ -57,7 +59,7 @@ def test_unknown_and_unprepared_datasets_fail_with_how_to(tmp_path):
 
 
 def test_unprepared_dataset_fails_in_check_inputs_before_work(tmp_path):
-  config = config_common.cifar10('tiny')
+  config = recipes.cifar10('tiny')
   config.data.name = 'tfds'
   config.data.tfds_name = 'cifar10'
   config.data.tfds_dir = str(tmp_path / 'empty')
@@ -81,7 +83,7 @@ def test_paper_dataset_configs_run_tiny_on_mock_data(tmp_path, name):
   config = module.get_config('tiny')
   config.total_steps = 1
   config.evaluators = ('cluster_head',)
-  config_common.validate(config, 8)
+  config_validation.validate(config, 8)
   with tfds.testing.mock_data(num_examples=16):
     result = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert result['num_examples'] == 16

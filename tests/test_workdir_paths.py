@@ -7,7 +7,7 @@ import json
 from etils import epath
 
 from cdcjax import checkpoints
-from cdcjax import config_common
+from cdcjax import recipes
 from cdcjax import train
 
 
@@ -47,7 +47,7 @@ def test_a_run_writes_its_workdir_through_epath(tmp_path, monkeypatch):
 
   monkeypatch.setattr(type(epath.Path(tmp_path)), 'write_text',
                       recording_write_text)
-  config = config_common.digits('tiny')
+  config = recipes.digits('tiny')
   config.total_steps = 2
   config.checkpoint_every_steps = 2
   config.evaluators = ('cluster_head',)

@@ -23,14 +23,14 @@ import time
 
 import numpy as np
 
-from cdcjax import config_common
+from cdcjax import recipes
 from cdcjax import data as data_lib
 
 BATCH = 256
 
 
 def _aug_config(size: int, color_on_device: bool = False):
-  aug = config_common.cifar10().aug  # simclr, s = 0.5, area (0.08, 1).
+  aug = recipes.cifar10().aug  # simclr, s = 0.5, area (0.08, 1).
   if size != 32:
     aug.recipe = 'cc'
     aug.output_size = size
@@ -89,7 +89,7 @@ def torch_rate(images: np.ndarray, size: int, workers: int, warmup: int,
 
 
 def bench_input(sizes, workers, warmup: int = 2, batches: int = 10) -> dict:
-  config = config_common.cifar10()
+  config = recipes.cifar10()
   source = data_lib.load_source(config.data, 'train')
   have_torch = importlib.util.find_spec('torchvision') is not None
   if not have_torch:

@@ -26,8 +26,8 @@ import time
 
 import jax
 
-from cdcjax import bench_step
-from cdcjax import config_common
+from cdcjax.bench import step as bench_step
+from cdcjax import config_validation
 from cdcjax import train
 
 IMAGENET = 'configs/imagenet_cdc.py'
@@ -73,7 +73,7 @@ def measure(out: str, budget_s: float = 240.0, tiny: bool = False,
   config.eval_every_steps = 0
   config.evaluators = ('cluster_head', 'kmeans_features')
   config.data.num_threads = max(2, (os.cpu_count() or 2) - 2)
-  config_common.validate(config, jax.device_count())
+  config_validation.validate(config, jax.device_count())
   train.check_inputs(config)
   with tempfile.TemporaryDirectory(prefix='cdcjax_accelerator_') as workdir:
     start = time.perf_counter()

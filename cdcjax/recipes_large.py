@@ -6,11 +6,11 @@ each has a tiny variant that the tests run on mock data.
 
 import ml_collections
 
-from cdcjax.config_common import base_config
-from cdcjax.config_common import check_arg
-from cdcjax.config_common import cifar10
-from cdcjax.config_common import folder
-from cdcjax.config_common import set_method
+from cdcjax.config_defaults import base_config
+from cdcjax.recipes import check_arg
+from cdcjax.recipes import cifar10
+from cdcjax.recipes import folder
+from cdcjax.recipes import set_method
 
 
 # Paper datasets read through tensorflow-datasets (data.name='tfds').

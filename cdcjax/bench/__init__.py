@@ -29,9 +29,9 @@ models leave cores idle, but wall times measured side by side are not the
 ones measured alone.
 
 `input` measures the training input pipeline against a PyTorch DataLoader
-doing the same recipe (cdcjax/bench_input.py); `step` the training step's
-throughput and FLOP/s on a fixed batch (cdcjax/bench_step.py);
-`accelerator` the one-shot GPU/TPU measurement (cdcjax/bench_accelerator.py:
+doing the same recipe (cdcjax/bench/input_pipeline.py); `step` the training step's
+throughput and FLOP/s on a fixed batch (cdcjax/bench/step.py);
+`accelerator` the one-shot GPU/TPU measurement (cdcjax/bench/accelerator.py:
 the ImageNet head step in bf16 and f32, the CIFAR-10 step, a fixed-budget
 CIFAR-10 run), into one JSON file (--out).
 """
@@ -226,18 +226,18 @@ def main(argv):
   if _JOBS.value < 1:
     sys.exit(f'--jobs={_JOBS.value}; allowed: an integer >= 1')
   if argv[1] == 'accelerator':
-    from cdcjax import bench_accelerator  # pylint: disable=g-import-not-at-top
+    from cdcjax.bench import accelerator as bench_accelerator  # pylint: disable=g-import-not-at-top
     bench_accelerator.measure(_OUT.value or '/tmp/cdcjax_accelerator.json',
                               budget_s=_BUDGET.value, tiny=_TINY.value,
                               steps=_STEPS.value)
     return
   if argv[1] == 'step':
-    from cdcjax import bench_step  # pylint: disable=g-import-not-at-top
+    from cdcjax.bench import step as bench_step  # pylint: disable=g-import-not-at-top
     summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,
                                     steps=_STEPS.value,
                                     peak_tflops=_PEAK.value)
   elif argv[1] == 'input':
-    from cdcjax import bench_input  # pylint: disable=g-import-not-at-top
+    from cdcjax.bench import input_pipeline as bench_input  # pylint: disable=g-import-not-at-top
     summary = bench_input.bench_input([int(s) for s in _SIZES.value],
                                       [int(w) for w in _WORKERS.value],
                                       batches=_BATCHES.value)
@@ -251,6 +251,3 @@ def main(argv):
     with open(_OUT.value, 'w') as f:
       json.dump(summary, f, indent=2)
 
-
-if __name__ == '__main__':
-  app.run(main)

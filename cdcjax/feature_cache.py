@@ -104,7 +104,7 @@ def build_or_load(trainer, source, workdir) -> list[np.ndarray]:
     logging.info('Feature cache: computing %d of %d views of %d images '
                  '(this process) in %s', len(missing), num_views, len(mine),
                  directory)
-    compute = _cache_pass(trainer)
+    compute = _cache_pass(trainer, len(source))
     for view in missing:
       features = compute(source, mine, view)
       _write_npy(_view_path(directory, view),
@@ -123,25 +123,22 @@ def build_or_load(trainer, source, workdir) -> list[np.ndarray]:
   return views
 
 
-def _cache_pass(trainer):
+def _cache_pass(trainer, num_examples: int):
   """Returns compute(source, indices, view) -> (len(indices), D) features of
   augmented view `view` of this process's images, computed on the mesh
-  (every process calls it with the same number of batches)."""
+  (every process runs the same number of passes: the largest shard's)."""
   config = trainer.config
   count = jax.process_count()
   local_devices = max(1, trainer.mesh.size // count)
   per_pass = -(-IMAGES_PER_PASS // local_devices) * local_devices
+  largest_shard = -(-num_examples // count)
+  passes = -(-largest_shard // per_pass)
   feature_fn = jax.jit(make_feature_fn(trainer.model),
                        in_shardings=(trainer.replicated,
                                      trainer.batch_sharding),
                        out_shardings=trainer.replicated)
-  num_examples_max = None
 
   def compute(source, indices, view):
-    nonlocal num_examples_max
-    if num_examples_max is None:  # The largest shard sets the pass count.
-      num_examples_max = -(-len(source) // count)
-    passes = -(-num_examples_max // per_pass)
     out = []
     for k in range(passes):
       rows = indices[k * per_pass:(k + 1) * per_pass]
@@ -173,8 +170,7 @@ def train_dataset(views: list[np.ndarray], *, batch_size: int, seed: int,
                      f'process count {process_count}')
   per_process = batch_size // process_count
   shard = len(views[0])
-  global_index = shard_indices(shard * process_count + process_index,
-                               process_index, process_count)
+  global_index = process_index + process_count * np.arange(shard)
   num_views = len(views)
   ds = grain.MapDataset.range(shard).seed(seed).shuffle().repeat()
   ds = ds.batch(per_process, drop_remainder=True)

@@ -7,8 +7,11 @@ process), so a resumed run reads exactly the batches it would have read.
 """
 
 import dataclasses
+import json
 import os
 import re
+import shutil
+import time
 
 from absl import logging
 from etils import epath
@@ -19,7 +22,7 @@ import orbax.checkpoint as ocp
 
 from cdcjax import methods
 from cdcjax import models
-from cdcjax.errors import TrainingFailure
+from cdcjax.errors import CheckpointSaveFailure, TrainingFailure
 
 
 def workdir_path(workdir) -> epath.Path:
@@ -42,46 +45,165 @@ def open_manager(workdir: str, max_to_keep: int,
           create=True))
 
 
+def latest_step(workdir: str) -> int | None:
+  """The newest complete checkpoint's step in `workdir`, None if it has
+  none (the directory need not exist; nothing is created)."""
+  directory = workdir_path(workdir) / 'checkpoints'
+  if not directory.is_dir():
+    return None
+  return ocp.CheckpointManager(directory).latest_step()
+
+
 def save(manager: ocp.CheckpointManager, step: int, state,
          data_iterator: grain.DatasetIterator) -> None:
   """Saves asynchronously; the iterator's position is taken now, so the
-  caller may keep reading from it."""
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      data=grain.checkpoint.CheckpointSave(data_iterator)))
+  caller may keep reading from it. A failed write (this one, or the previous
+  asynchronous one) raises CheckpointSaveFailure."""
+  try:
+    manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(data_iterator)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_failure(manager, step, e) from e
+
+
+def wait_for_save(manager: ocp.CheckpointManager) -> None:
+  """Waits for the asynchronous save; raises CheckpointSaveFailure if it
+  failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise _save_failure(manager, None, e) from e
+
+
+def _save_failure(manager, step, error) -> CheckpointSaveFailure:
+  """One line: what failed, the free space, one checkpoint's size and the
+  intact checkpoints a rerun resumes from. The half-written directories of
+  the failed save are removed (Orbax never restores them, but they hold the
+  space)."""
+  directory = epath.Path(manager.directory)
+  for partial in directory.glob('*.orbax-checkpoint-tmp*'):
+    if step is None or partial.name.startswith(f'{step}.'):
+      shutil.rmtree(partial, ignore_errors=True)
+  manager.reload()
+  intact = sorted(manager.all_steps())
+  size = _directory_bytes(directory / str(intact[-1])) if intact else 0
+  try:
+    free = shutil.disk_usage(str(directory)).free
+  except OSError:
+    free = -1
+  what = f'step {step}' if step is not None else 'the latest save'
+  return CheckpointSaveFailure(
+      f'saving checkpoint {what} in {directory} failed '
+      f'({type(error).__name__}: {_first_line(error)}); free space '
+      f'{free / 2**20:.1f} MiB, one checkpoint {size / 2**20:.1f} MiB. '
+      + (f'Checkpoints {intact} are intact: make room and rerun the same '
+         f'command to resume from step {intact[-1]}' if intact else
+         'No checkpoint was saved before: make room and rerun'))
+
+
+def _directory_bytes(path: epath.Path) -> int:
+  """Bytes under a local directory (0 for an object store: not walked)."""
+  if '://' in str(path):
+    return 0
+  return sum(os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(str(path)) for name in names)
+
+
+def _first_line(error: BaseException) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0][:300] if lines else repr(error)
 
 
 def restore_latest(manager: ocp.CheckpointManager, state,
                    data_iterator: grain.DatasetIterator | None):
-  """Restores the newest complete checkpoint into (a copy of) `state` and,
+  """Restores the newest readable checkpoint into (a copy of) `state` and,
   in place, into `data_iterator` (None: the state only, e.g. to evaluate a
   finished run, or to restore the iterator later with restore_data);
   returns (state, step), step 0 when there is no checkpoint (then nothing
-  changes)."""
-  latest = manager.latest_step()
-  if latest is None:
+  changes).
+
+  A checkpoint that cannot be read (its state, its metadata or this
+  process's input-stream file) is named in a warning and, once an older one
+  has been read, moved to WORKDIR/damaged_checkpoints/ (renamed, never
+  deleted); with none readable, TrainingFailure says so and nothing moves.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  if not steps:
     return state, 0
+  damaged = []
+  for step in steps:
+    step_dir = epath.Path(manager.directory) / str(step)
+    try:
+      restored = _restore(manager, step, state, data_iterator)
+    except TrainingFailure:
+      raise  # Readable, but not this run's (another format or process count).
+    except Exception as e:  # pylint: disable=broad-except
+      reason = f'{type(e).__name__}: {_first_line(e)}'
+      logging.warning('Checkpoint %s cannot be read (%s).', step_dir, reason)
+      damaged.append((step_dir, reason))
+      continue
+    if damaged:
+      _move_aside(manager, [d for d, _ in damaged])
+      logging.warning('Resuming from the older checkpoint at step %d; the '
+                      'unreadable one(s) moved to %s.', step,
+                      _damaged_dir(manager))
+    logging.info('Resumed from checkpoint at step %d in %s', step,
+                 manager.directory)
+    return restored, step
+  raise TrainingFailure(
+      f'no checkpoint in {manager.directory} can be read (steps {steps}; '
+      f'the newest, {damaged[0][0].name}: {damaged[0][1]}); nothing was '
+      'changed. Move them aside to start afresh, or use a new --workdir')
+
+
+def _restore(manager, step, state, data_iterator):
+  """The state (and, given an iterator, the input position) saved at step;
+  the input-stream file is checked either way, so a damaged one is found
+  before training starts."""
+  step_dir = epath.Path(manager.directory) / str(step)
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-  step_dir = epath.Path(manager.directory) / str(latest)
   if dataclasses.is_dataclass(state):
     abstract = _saved_fields(abstract, step_dir / 'state')
+  _check_data_file(step_dir)
   items = {'state': ocp.args.StandardRestore(abstract)}
   if data_iterator is not None:
     items['data'] = _data_restore_args(step_dir, data_iterator)
-  restored = manager.restore(latest, args=ocp.args.Composite(**items))
-  logging.info('Resumed from checkpoint at step %d in %s', latest,
-               manager.directory)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
   if dataclasses.is_dataclass(state):
-    return state.replace(**restored['state']), latest
-  return restored['state'], latest
+    return state.replace(**restored['state'])
+  return restored['state']
+
+
+def _damaged_dir(manager) -> epath.Path:
+  return epath.Path(manager.directory).parent / 'damaged_checkpoints'
+
+
+def _move_aside(manager, step_dirs) -> None:
+  """Renames unreadable step directories out of the checkpoint directory
+  (process 0; the others wait), so that no later restore tries them."""
+  if jax.process_index() == 0:
+    target = _damaged_dir(manager)
+    target.mkdir(parents=True, exist_ok=True)
+    for step_dir in step_dirs:
+      name = f'{step_dir.name}-{time.strftime("%Y%m%d-%H%M%S")}'
+      step_dir.rename(target / name)
+  ocp.multihost.sync_global_processes('cdcjax_damaged_checkpoints_moved')
+  manager.reload()
 
 
 def restore_data(manager: ocp.CheckpointManager, step: int,
                  data_iterator: grain.DatasetIterator) -> None:
   """Restores, in place, the input iterator's position saved at `step`."""
   step_dir = epath.Path(manager.directory) / str(step)
-  manager.restore(step, args=ocp.args.Composite(
-      data=_data_restore_args(step_dir, data_iterator)))
+  args = _data_restore_args(step_dir, data_iterator)
+  try:
+    manager.restore(step, args=ocp.args.Composite(data=args))
+  except Exception as e:  # pylint: disable=broad-except
+    raise TrainingFailure(
+        f'the input-stream position in checkpoint {step_dir} cannot be read '
+        f'({type(e).__name__}: {_first_line(e)}); move that step directory '
+        'aside to resume from an older one') from e
 
 
 def _data_restore_args(step_dir, data_iterator):
@@ -90,8 +212,7 @@ def _data_restore_args(step_dir, data_iterator):
         f'checkpoint {step_dir} has no saved input-iterator state (written '
         'by an older cdcjax?); it cannot be resumed exactly. Use a new '
         '--workdir, or start from its weights with --config.init_from')
-  mine = (f'process_{jax.process_index()}-of-{jax.process_count()}.json')
-  if not (step_dir / 'data' / mine).exists():
+  if not _data_file(step_dir).exists():
     written = sorted(p.name for p in (step_dir / 'data').iterdir())
     raise TrainingFailure(
         f'checkpoint {step_dir} holds the input streams of another process '
@@ -99,6 +220,29 @@ def _data_restore_args(step_dir, data_iterator):
         'process(es), so it cannot continue the stream exactly. Resume with '
         'the same number of processes')
   return grain.checkpoint.CheckpointRestore(data_iterator)
+
+
+def _data_file(step_dir) -> epath.Path:
+  """This process's saved input-stream position in a step directory."""
+  return (epath.Path(step_dir) / 'data' /
+          f'process_{jax.process_index()}-of-{jax.process_count()}.json')
+
+
+def _check_data_file(step_dir) -> None:
+  """Raises if this process's input-stream file is missing while the files
+  of this process count are there (or none is), or is not JSON. Files of
+  another process count only are not damage (the state alone restores)."""
+  data_dir = epath.Path(step_dir) / 'data'
+  if not data_dir.is_dir():
+    return  # An older format; _data_restore_args says so when it matters.
+  mine = _data_file(step_dir)
+  if mine.exists():
+    json.loads(mine.read_text())
+    return
+  written = [p.name for p in data_dir.glob('process_*.json')]
+  if not written or any(name.endswith(f'-of-{jax.process_count()}.json')
+                        for name in written):
+    raise FileNotFoundError(f'{mine} is missing')
 
 
 def _saved_fields(abstract_state, state_dir: str) -> dict:
@@ -121,7 +265,13 @@ def load_converted_backbone(init_from: str, state):
   """The backbone of a `python -m cdcjax.convert` output directory; strict:
   every backbone variable present with the same shape, nothing extra."""
   from cdcjax import convert  # pylint: disable=g-import-not-at-top
-  restored = convert.restore(init_from)['backbone']
+  try:
+    restored = convert.restore(init_from)['backbone']
+  except Exception as e:  # pylint: disable=broad-except
+    raise TrainingFailure(
+        f'config.init_from={init_from!r}: the converted backbone cannot be '
+        f'read ({type(e).__name__}: {_first_line(e)}); convert the PyTorch '
+        'checkpoint again (python -m cdcjax.convert)') from e
   loaded = {'params': restored['params'],
             'batch_stats': restored['batch_stats']}
   expected = {'params': state.params['backbone'],
@@ -170,9 +320,15 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
   if step is None:
     raise TrainingFailure(f'config.init_from={init_from!r} holds no '
                           f'checkpoint (looked in {directory})')
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
-  manager.close()
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore()))['state']
+  except Exception as e:  # pylint: disable=broad-except
+    raise TrainingFailure(
+        f'config.init_from={init_from!r}: its newest checkpoint (step {step}) '
+        f'cannot be read ({type(e).__name__}: {_first_line(e)})') from e
+  finally:
+    manager.close()
   loaded = {'params': restored['params'],
             'batch_stats': restored['batch_stats']}
   not_in_source = sorted(set(skip) - set(loaded['params']))

@@ -71,7 +71,7 @@ def inspect_folder(root: str) -> tuple[list[str], list[int], int]:
 
 def check_out(out: str, folder: str) -> None:
   """--out must be new, empty, or a cdcjax run (resumed when its config
-  matches: train.check_workdir_config says so otherwise)."""
+  matches: workdir.check_workdir_config says so otherwise)."""
   out_abs, folder_abs = os.path.abspath(out), os.path.abspath(folder)
   if os.path.commonpath([out_abs, folder_abs]) == folder_abs:
     raise InputError(f'--out={out!r} is inside the image folder {folder!r}; '

@@ -37,6 +37,11 @@ def base_config() -> ml_collections.ConfigDict:
   # method's head (CD's 'feature_predictor' under CDC's heads).
   c.init_skip = ()
 
+  # Two stages in one run (cdcjax/stages.py): with method set (e.g.
+  # 'simclr'), WORKDIR/pretrain first trains the backbone with that method
+  # for total_steps steps, then this config trains from it (as init_from).
+  c.pretrain = ml_collections.ConfigDict(dict(method='', total_steps=0))
+
   # What a run leaves for people to look at (cdcjax/report.py): the report
   # after the final evaluation, TensorBoard events when tensorboardX is
   # installed.

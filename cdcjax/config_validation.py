@@ -11,6 +11,7 @@ from cdcjax import feature_cache
 from cdcjax import losses
 from cdcjax import methods
 from cdcjax import models
+from cdcjax import stages
 
 OPTIMIZERS = ('sgd', 'adam', 'adamw', 'lars')
 SINKHORN_TARGETS = ('same', 'swapped')
@@ -207,12 +208,14 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
            c.self_label.threshold, 'must be in (0, 1)')
   _require(c.method != 'selflabel' or c.init_from, 'init_from', c.init_from,
            'method selflabel starts from a trained workdir: set init_from')
-  _require(not c.init_fresh or c.init_from, 'init_fresh', tuple(c.init_fresh),
-           'only applies with init_from set (the trained workdir whose other '
-           'modules the run starts from)')
-  _require(not c.init_skip or c.init_from, 'init_skip', tuple(c.init_skip),
-           'only applies with init_from set (the trained workdir whose '
-           'modules it names)')
+  # With pretrain.method, stage 1's workdir is stage 2's init_from.
+  starts_from_a_run = c.init_from or c.pretrain.method
+  _require(not c.init_fresh or starts_from_a_run, 'init_fresh',
+           tuple(c.init_fresh), 'only applies with init_from set (the trained '
+           'workdir whose other modules the run starts from)')
+  _require(not c.init_skip or starts_from_a_run, 'init_skip',
+           tuple(c.init_skip), 'only applies with init_from set (the trained '
+           'workdir whose modules it names)')
   _require(c.eval_num_clusters == 0 or
            2 <= c.eval_num_clusters <= c.num_clusters, 'eval_num_clusters',
            c.eval_num_clusters,
@@ -233,6 +236,29 @@ def validate(c: ml_collections.ConfigDict, num_devices: int) -> None:
                                 methods.has_cluster_head(c), c.method)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  _validate_pretrain(c, num_devices)
+
+
+def _validate_pretrain(c: ml_collections.ConfigDict, num_devices: int) -> None:
+  """A two-stage run (cdcjax/stages.py): both stages checked before stage 1
+  trains."""
+  pretrain = c.pretrain
+  _require(pretrain.method in ('', *stages.PRETRAIN_METHODS),
+           'pretrain.method', pretrain.method,
+           f"'' (one stage) or one of {stages.PRETRAIN_METHODS}")
+  if not pretrain.method:
+    return
+  _require(pretrain.total_steps >= 1, 'pretrain.total_steps',
+           pretrain.total_steps, 'must be >= 1 with pretrain.method set')
+  _require(not c.init_from, 'init_from', c.init_from,
+           'must be empty with pretrain.method set (stage 2 starts from '
+           'stage 1 in WORKDIR/pretrain)')
+  _require(c.method == 'cdc' and 'cluster_head' in c.init_fresh,
+           'pretrain.method', pretrain.method,
+           "stage 2 must be method 'cdc' with 'cluster_head' in init_fresh "
+           '(stage 1 trains no cluster head); see '
+           'recipes.cdc_on_frozen_backbone')
+  validate(stages.pretrain_config(c), num_devices)
 
 
 # Evaluators each method reports by default; the first gives acc/nmi/ari.

@@ -8,6 +8,7 @@ pods, GPU clusters) call `jax.distributed.initialize()` when --multihost is
 given or CDCJAX_MULTIHOST=1 is set.
 """
 
+import errno
 import os
 import sys
 
@@ -19,6 +20,9 @@ from ml_collections import config_flags
 
 from cdcjax import cli
 from cdcjax import config_validation
+from cdcjax import errors
+from cdcjax import preemption
+from cdcjax import stages
 from cdcjax import train
 
 _DEFAULT_CONFIG = os.path.join(
@@ -43,9 +47,9 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None,
                                    'This process, 0-based (with --multihost).')
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 2) -> None:
   print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
+  sys.exit(status)
 
 
 def main(argv):
@@ -71,9 +75,22 @@ def main(argv):
                jax.devices()[0].platform, jax.process_count())
   try:
     train.check_inputs(config)
-    train.train_and_evaluate(config, _WORKDIR.value)
+    result = stages.run(config, _WORKDIR.value)
+  except preemption.Preempted as e:  # Not an error: a requested stop.
+    print(f'cdcjax: {e}', file=sys.stderr)
+    sys.exit(preemption.EXIT_PREEMPTED)
+  except errors.CheckpointSaveFailure as e:
+    _fail(str(e), errors.EXIT_SAVE_FAILED)
   except (train.TrainingFailure, FileNotFoundError) as e:
     _fail(str(e))
+  except OSError as e:
+    if e.errno != errno.ENOSPC:
+      raise
+    _fail(f'{e.filename or _WORKDIR.value}: no space left on the device '
+          f'({e}); the checkpoints saved so far are intact: make room and '
+          'rerun the same command to resume', errors.EXIT_SAVE_FAILED)
+  if jax.process_index() == 0:
+    print(stages.summary(config, _WORKDIR.value, result))
 
 
 def _parse_flags(argv):

@@ -7,14 +7,12 @@ device count. This is the modern form of `pmap` with synchronised BatchNorm.
 """
 
 import itertools
-import json
 import math
 import os
 import time
 from typing import Any
 
 from absl import logging
-from etils import epath
 import flax
 import jax
 import jax.numpy as jnp
@@ -27,29 +25,18 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from cdcjax import augment
 from cdcjax import augment_jax
 from cdcjax import checkpoints
-from cdcjax import config_defaults
 from cdcjax import data as data_lib
 from cdcjax import evaluation
 from cdcjax import feature_cache
 from cdcjax import folders
 from cdcjax import methods
 from cdcjax import optimizers
+from cdcjax import preemption
 from cdcjax import report
 from cdcjax import summaries
+from cdcjax import workdir as workdir_lib
 from cdcjax.errors import (NON_FINITE_GRAD_NORM_AT_STEP,
                            NON_FINITE_LOSS_AT_STEP, TrainingFailure)
-
-# Fields that may differ when resuming a run (they do not change what a step
-# computes, or they extend the run). The evaluation fields among them let a
-# finished run be scored again with other evaluators.
-RESUMABLE_CHANGES = ('total_steps', 'num_epochs', 'log_every_steps',
-                     'eval_every_steps', 'checkpoint_every_steps',
-                     'keep_checkpoints', 'keep_checkpoint_every_steps',
-                     'eval_batch_size', 'data.num_threads', 'evaluators',
-                     'eval_num_clusters', 'report.enabled',
-                     'report.tensorboard', 'report.grid_images',
-                     'report.strip_images', 'report.max_clusters',
-                     'report.map_points')
 
 
 @flax.struct.dataclass
@@ -306,82 +293,6 @@ class Trainer:
             rows(self.eval_batch_size, self.image_shape))
 
 
-class MetricsWriter:
-  """Appends one JSON object per line to DIR/metrics.jsonl (process 0 only).
-
-  Through etils' epath, as Orbax's checkpoints, so a gs:// workdir works.
-  Object stores cannot append: each record rewrites the file (small: one
-  line per log interval).
-  """
-
-  def __init__(self, path):
-    self.path = epath.Path(path)
-    self.enabled = jax.process_index() == 0
-    self.appends = '://' not in str(path)  # Local files append.
-    self._lines = None
-
-  def write(self, record: dict):
-    if not self.enabled:
-      return
-    line = json.dumps(record) + '\n'
-    if self.appends:
-      with self.path.open('a') as f:
-        f.write(line)
-      return
-    if self._lines is None:  # Keep a resumed run's earlier records.
-      self._lines = (self.path.read_text().splitlines(keepends=True)
-                     if self.path.exists() else [])
-    self._lines.append(line)
-    self.path.write_text(''.join(self._lines))
-
-
-def check_workdir_config(config, workdir: str) -> None:
-  """Refuses a workdir whose stored config differs in a field that changes
-  what training computes; stores the config on a fresh start."""
-  path = epath.Path(workdir) / 'config.json'
-  current = json.loads(config.to_json())
-  if path.exists():
-    stored = json.loads(path.read_text())
-    # A field added to cdcjax after the run started is absent from the stored
-    # config; new fields default to the old behaviour, so one still at its
-    # default is no change.
-    defaults = json.loads(config_defaults.base_config().to_json())
-    differing = [k for k in _flat_diff(stored, current)
-                 if k not in RESUMABLE_CHANGES and not (
-                     _lookup(stored, k) is _MISSING and
-                     _lookup(current, k) == _lookup(defaults, k))]
-    if differing:
-      raise TrainingFailure(
-          f'{workdir} holds a run with a different config (fields: '
-          f'{", ".join(differing)}); use a new --workdir or the same config')
-  elif jax.process_index() == 0:
-    path.write_text(config.to_json(indent=2))
-
-
-_MISSING = object()
-
-
-def _lookup(tree, dotted_key):
-  for part in dotted_key.split('.'):
-    if not isinstance(tree, dict) or part not in tree:
-      return _MISSING
-    tree = tree[part]
-  return tree
-
-
-def _flat_diff(a, b, prefix=''):
-  keys = set(a) | set(b) if isinstance(a, dict) and isinstance(b, dict) else ()
-  if not keys:
-    return [] if a == b else [prefix.rstrip('.')]
-  out = []
-  for k in sorted(keys):
-    if k not in a or k not in b:
-      out.append(prefix + k)
-    else:
-      out.extend(_flat_diff(a[k], b[k], f'{prefix}{k}.'))
-  return out
-
-
 def _format_time(seconds: float) -> str:
   seconds = int(seconds)
   return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
@@ -426,11 +337,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     eval_source = data_lib.load_source(config.data, config.data.eval_split)
   evaluation.check_labels(config, eval_source)
   checkpoints.workdir_path(workdir).mkdir(parents=True, exist_ok=True)
-  check_workdir_config(config, workdir)
+  workdir_lib.check_workdir_config(config, workdir)
   mesh = make_mesh() if mesh is None else mesh
   trainer = Trainer(config, mesh, image_shape_of(config, source), len(source))
   total_steps = trainer.total_steps
-  writer = MetricsWriter(checkpoints.workdir_path(workdir) / 'metrics.jsonl')
+  writer = workdir_lib.MetricsWriter(
+      checkpoints.workdir_path(workdir) / 'metrics.jsonl')
   events = summaries.EventWriter(workdir, config.report.tensorboard)
   manager = checkpoints.open_manager(workdir, config.keep_checkpoints,
                                      config.keep_checkpoint_every_steps)
@@ -462,14 +374,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   logging.info('Training %s on %s (%d images) for %d steps, global batch %d, '
                '%d devices.', config.method, source.name, len(source),
                total_steps, config.batch_size, mesh.size)
+  with preemption.StopRequests() as stop_requests:
+    result = _train_loop(config, trainer, manager, batches, start_step,
+                         eval_source, source, workdir, writer, events,
+                         stop_requests)
+  checkpoints.wait_for_save(manager)
+  manager.close()
+  events.close()
+  report.write_run_report(trainer, eval_source, result, workdir, total_steps)
+  return result
+
+
+def _train_loop(config, trainer, manager, batches, start_step, eval_source,
+                source, workdir, writer, events, stop_requests):
+  """Steps from start_step + 1 to the end (logging, checkpoints, evaluation);
+  returns the final evaluation, or raises preemption.Preempted after saving
+  the step at which a stop was requested."""
+  total_steps = trainer.total_steps
   result = None
   interval_start, interval_steps = time.time(), 0
   run_start = time.time()
   for step in range(start_step + 1, total_steps + 1):
     metrics = trainer.step(next(batches))
     interval_steps += 1
-    log_now = step % config.log_every_steps == 0 or step == total_steps
-    save_now = step % config.checkpoint_every_steps == 0 or step == total_steps
+    stopping = stop_requests.requested(manager, step)
+    log_now = (step % config.log_every_steps == 0 or step == total_steps or
+               stopping)
+    save_now = (step % config.checkpoint_every_steps == 0 or
+                step == total_steps or stopping)
     if log_now or save_now:
       metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
       # Checked before every save, so no checkpoint holds a diverged state.
@@ -505,6 +437,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       interval_start, interval_steps = time.time(), 0
     if save_now:
       checkpoints.save(manager, step, trainer.state, batches)
+    if stopping:
+      checkpoints.wait_for_save(manager)
+      sync_processes('stopped')  # No process exits before the save is whole.
+      writer.write({'step': step, 'split': 'stopped',
+                    'reason': stop_requests.reason})
+      raise preemption.Preempted(step, stop_requests.reason, workdir)
     if step == total_steps or (config.eval_every_steps and
                                step % config.eval_every_steps == 0):
       result = trainer.evaluate(eval_source, source)
@@ -512,12 +450,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       evaluation.log_eval(step, result)
       events.evaluation(step, trainer, eval_source, result)
       _write_assignments(trainer, eval_source, result, workdir)
-  manager.wait_until_finished()
-  manager.close()
-  events.close()
   logging.info('Finished %d steps in %s.', total_steps - start_step,
                _format_time(time.time() - run_start))
-  report.write_run_report(trainer, eval_source, result, workdir, total_steps)
   return result
 
 

@@ -9,8 +9,8 @@ split, evaluate on the test split.
 
 Tiny variant: configs/mnist_selflabel.py:tiny. ResNet-10 width 0.25, small stem,
 batch 256, Adam 1e-4, 1,000 steps (a quarter of mnist_cdc's 4,000;
-cdcjax.recipes.set_method). Not measured at this default: the README's
-MNIST runs of it (500 steps, from 2,000-step CDC checkpoints) lowered ACC.
+cdcjax.recipes.set_method). Not measured at this default (shorter runs from
+2,000-step CDC checkpoints lowered ACC).
 """
 
 from cdcjax import recipes

@@ -14,7 +14,9 @@
 # commit local changes first.
 # --dry-run prints the commands instead of running them. Preempted or
 # stopped: run the same command again; it reuses the VM and resumes from the
-# newest checkpoint in the workdir.
+# newest checkpoint in the workdir. A spot VM's SIGTERM makes every worker
+# save a checkpoint at one agreed step and exit with status 75 (README,
+# "Faults"), so the rerun loses no step.
 set -euo pipefail
 
 name='' zone='' type='' version='' config='' workdir=''

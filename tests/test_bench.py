@@ -2,6 +2,7 @@
 failed runs are reported as such, never as numbers."""
 
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -131,3 +132,20 @@ def test_run_many_keeps_task_order_and_runs_jobs_at_once(monkeypatch):
       'seed0', 'seed1', 'seed2']
   with pytest.raises(ValueError, match='jobs=0'):
     bench.run_many('cfg', tasks, '/unused', jobs=0)
+
+
+def test_training_runs_start_in_the_checkout(monkeypatch, tmp_path):
+  """`bench train --config=configs/X.py` runs `cdcjax.main` from the
+  repository root, where the relative config path resolves."""
+  assert os.path.isfile(os.path.join(bench.REPO_ROOT, 'configs',
+                                     'digits_cdc.py'))
+  seen = {}
+
+  def fake_run(cmd, cwd, **kwargs):
+    seen['cwd'] = cwd
+    return subprocess.CompletedProcess(cmd, 2, '', 'error: stop here')
+
+  monkeypatch.setattr(subprocess, 'run', fake_run)
+  result = bench.run_once('configs/digits_cdc.py', 0, [], str(tmp_path), 'a')
+  assert seen['cwd'] == bench.REPO_ROOT
+  assert result['failure'] == 'error: stop here'

@@ -102,6 +102,9 @@ def _final_params(workdir):
   return restored['params']
 
 
+# The default suite's bit-identical resume is tests/test_faults.py's (stopped
+# by SIGTERM between periodic saves); this one resumes a periodic checkpoint.
+@pytest.mark.slow
 def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path):
   config = recipes.digits('tiny')
   config.evaluators = ('cluster_head',)

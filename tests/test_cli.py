@@ -12,6 +12,7 @@ import pytest
 
 from cdcjax import bench
 from cdcjax import config_validation
+from cdcjax import workdir as workdir_lib
 from configs import digits_cdc
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -209,16 +210,16 @@ def test_workdir_from_before_a_new_config_field_resumes(tmp_path):
   del stored['model']['num_cluster_heads']
   del stored['cc']  # A whole new group of fields.
   (tmp_path / 'config.json').write_text(json.dumps(stored))
-  train.check_workdir_config(config, str(tmp_path))  # No error.
+  workdir_lib.check_workdir_config(config, str(tmp_path))  # No error.
 
   config.model.num_cluster_heads = 3
   with pytest.raises(train.TrainingFailure,
                      match=r'fields: model\.num_cluster_heads\)'):
-    train.check_workdir_config(config, str(tmp_path))
+    workdir_lib.check_workdir_config(config, str(tmp_path))
   config.model.num_cluster_heads = 1
   config.loss.temperature = 0.7  # Present in both, changed: refused.
   with pytest.raises(train.TrainingFailure, match='loss.temperature'):
-    train.check_workdir_config(config, str(tmp_path))
+    workdir_lib.check_workdir_config(config, str(tmp_path))
   assert json.loads((tmp_path / 'config.json').read_text()) == stored
 
 
@@ -270,6 +271,39 @@ def test_sigkill_then_resume(tmp_path):
   assert 20 <= step < 400
   evals = [r for r in _records(workdir) if r['split'] == 'eval']
   assert [r['step'] for r in evals] == [400]
+
+
+@pytest.mark.e2e  # The in-process twin: tests/test_faults.py.
+def test_sigterm_saves_that_step_and_exits_75_without_a_traceback(tmp_path):
+  workdir = str(tmp_path / 'run')
+  args = [f'--config={TINY}', f'--workdir={workdir}',
+          '--config.total_steps=2000', '--config.checkpoint_every_steps=1000',
+          '--config.log_every_steps=10']
+  env = dict(os.environ, JAX_NUM_CPU_DEVICES='1', JAX_PLATFORMS='cpu')
+  log = tmp_path / 'stderr.txt'
+  with open(log, 'w') as stderr_file:
+    proc = subprocess.Popen([sys.executable, '-m', 'cdcjax.main', *args],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=stderr_file)
+  metrics = os.path.join(workdir, 'metrics.jsonl')
+  deadline = time.time() + 300
+  # The signal comes once a train record of step 20 or later is written.
+  while time.time() < deadline and not (
+      os.path.exists(metrics) and '"step": 2' in open(metrics).read()):
+    assert proc.poll() is None, 'training ended before the signal'
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  proc.wait(timeout=300)
+  stderr = log.read_text()
+  assert proc.returncode == 75, stderr[-3000:]
+  assert 'Traceback' not in stderr
+  stopped = [r for r in _records(workdir) if r['split'] == 'stopped']
+  assert len(stopped) == 1 and stopped[0]['reason'] == 'SIGTERM'
+  step = stopped[0]['step']
+  assert 20 <= step < 1000
+  assert sorted(int(d) for d in os.listdir(os.path.join(
+      workdir, 'checkpoints')) if d.isdigit()) == [step]
+  assert f'stopped by SIGTERM at step {step}' in stderr
 
 
 def test_divergence_stops_with_a_clear_message(tmp_path):

@@ -14,6 +14,7 @@ from cdcjax import cluster
 from cdcjax import demo_images
 from cdcjax import metrics
 from cdcjax import train
+from cdcjax import workdir as workdir_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,7 +142,7 @@ def test_out_that_holds_another_run_is_refused_and_kept(tmp_path, folder):
   demo_images.write_folder(other, per_kind=3, seed=1)
   stored = cluster.prepare(other, 3, out, '', {})
   os.makedirs(out)
-  train.check_workdir_config(stored, out)  # As a run on `other` leaves it.
+  workdir_lib.check_workdir_config(stored, out)  # As a run on `other` leaves it.
   before = open(os.path.join(out, 'config.json')).read()
   with pytest.raises(train.TrainingFailure, match='different config'):
     cluster.run(folder, 3, out)

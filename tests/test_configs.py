@@ -38,7 +38,9 @@ def test_config_loads_validates_and_gives_its_command(path):
   assert f'--config=configs/{name}' in module.__doc__
   for arg in (None, 'tiny'):
     config = module.get_config(arg)
-    if config.method == 'selflabel' or config.init_fresh:
+    # A two-stage run of its own (config.pretrain) makes its own init_from.
+    if ((config.method == 'selflabel' or config.init_fresh) and
+        not config.pretrain.method):
       # Required: a two-stage config without it is refused before any work.
       with pytest.raises(config_validation.ConfigError, match='init_from'):
         config_validation.validate(config, num_devices=1)
@@ -132,7 +134,8 @@ def test_every_config_validates_on_power_of_two_device_counts(num_devices):
   batches are padded to a multiple of the device count)."""
   for path in CONFIG_FILES:
     config = _load(path).get_config()
-    if config.method == 'selflabel' or config.init_fresh:
+    if ((config.method == 'selflabel' or config.init_fresh) and
+        not config.pretrain.method):
       config.init_from = '/some/run'
     if config.data.name == 'folder':
       config.data.path = '/some/photos'

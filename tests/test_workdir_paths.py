@@ -9,6 +9,7 @@ from etils import epath
 from cdcjax import checkpoints
 from cdcjax import recipes
 from cdcjax import train
+from cdcjax import workdir as workdir_lib
 
 
 def test_object_store_paths_are_kept_as_uris(tmp_path, monkeypatch):
@@ -16,18 +17,18 @@ def test_object_store_paths_are_kept_as_uris(tmp_path, monkeypatch):
       'gs://bucket/runs/a')
   monkeypatch.chdir(tmp_path)
   assert checkpoints.workdir_path('run') == epath.Path(tmp_path / 'run')
-  assert not train.MetricsWriter('gs://bucket/runs/a/metrics.jsonl').appends
-  assert train.MetricsWriter(tmp_path / 'metrics.jsonl').appends
+  assert not workdir_lib.MetricsWriter('gs://bucket/runs/a/metrics.jsonl').appends
+  assert workdir_lib.MetricsWriter(tmp_path / 'metrics.jsonl').appends
 
 
 def test_metrics_rewrite_mode_keeps_a_resumed_runs_records(tmp_path):
   path = tmp_path / 'metrics.jsonl'
   for records in ([{'step': 1}, {'step': 2}], [{'step': 3}]):  # A resume.
-    writer = train.MetricsWriter(path)
+    writer = workdir_lib.MetricsWriter(path)
     writer.appends = False  # As for gs://: each write rewrites the file.
     for record in records:
       writer.write(record)
-  appended = train.MetricsWriter(tmp_path / 'appended.jsonl')
+  appended = workdir_lib.MetricsWriter(tmp_path / 'appended.jsonl')
   for step in (1, 2, 3):
     appended.write({'step': step})
   assert path.read_text() == (tmp_path / 'appended.jsonl').read_text()

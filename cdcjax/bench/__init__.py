@@ -97,16 +97,21 @@ def _final_eval(workdir: str) -> dict | None:
   return evals[-1] if evals else None
 
 
+# The checkout (cdcjax/bench/ is two levels down): runs start there, so
+# relative --config paths resolve as they do for the user.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
 def run_once(config: str, seed, overrides, root: str, name: str) -> dict:
   """One training run in a fresh workdir; returns its final evaluation, or
   {'failure': <its error line>} when it exits with an error."""
-  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   workdir = os.path.join(root, name)
   cmd = [sys.executable, '-m', 'cdcjax.main', f'--config={config}',
          f'--workdir={workdir}', f'--config.seed={seed}',
          *[f'--config.{o}' for o in overrides]]
   start = time.time()
-  proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
+  proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
   wall = time.time() - start
   if proc.returncode != 0:
     errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]

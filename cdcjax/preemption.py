@@ -43,7 +43,9 @@ class StopRequests:
     if jax.process_count() == 1 and (threading.current_thread()
                                      is threading.main_thread()):
       for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.signal(signum, self._handle)
+        # An ignored signal (Ctrl-C of a background job) stays ignored.
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+          self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def __exit__(self, *exc):

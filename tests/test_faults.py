@@ -82,6 +82,18 @@ def test_stop_request_saves_that_step_and_resume_is_bit_identical(
 
 
 def test_second_ctrl_c_stops_at_once():
+  # From Python's own Ctrl-C handler (a background job starts with SIG_IGN).
+  original = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    _second_ctrl_c_stops_at_once()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # An ignored one stays so.
+    with preemption.StopRequests():
+      assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+  finally:
+    signal.signal(signal.SIGINT, original)
+
+
+def _second_ctrl_c_stops_at_once():
   with preemption.StopRequests() as requests:
     assert not requests.requested(None, 1)
     os.kill(os.getpid(), signal.SIGINT)

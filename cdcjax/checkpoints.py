@@ -51,7 +51,11 @@ def latest_step(workdir: str) -> int | None:
   directory = workdir_path(workdir) / 'checkpoints'
   if not directory.is_dir():
     return None
-  return ocp.CheckpointManager(directory).latest_step()
+  manager = ocp.CheckpointManager(directory)
+  try:
+    return manager.latest_step()
+  finally:
+    manager.close()
 
 
 def save(manager: ocp.CheckpointManager, step: int, state,
@@ -95,7 +99,7 @@ def _save_failure(manager, step, error) -> CheckpointSaveFailure:
   what = f'step {step}' if step is not None else 'the latest save'
   return CheckpointSaveFailure(
       f'saving checkpoint {what} in {directory} failed '
-      f'({type(error).__name__}: {_first_line(error)}); free space '
+      f'({_describe(error)}); free space '
       f'{free / 2**20:.1f} MiB, one checkpoint {size / 2**20:.1f} MiB. '
       + (f'Checkpoints {intact} are intact: make room and rerun the same '
          f'command to resume from step {intact[-1]}' if intact else
@@ -110,9 +114,11 @@ def _directory_bytes(path: epath.Path) -> int:
              for root, _, names in os.walk(str(path)) for name in names)
 
 
-def _first_line(error: BaseException) -> str:
+def _describe(error: BaseException) -> str:
+  """An exception in one line: its type and its message's first line."""
   lines = str(error).strip().splitlines()
-  return lines[0][:300] if lines else repr(error)
+  return f'{type(error).__name__}: ' + (lines[0][:300] if lines else
+                                       repr(error))
 
 
 def restore_latest(manager: ocp.CheckpointManager, state,
@@ -139,7 +145,7 @@ def restore_latest(manager: ocp.CheckpointManager, state,
     except TrainingFailure:
       raise  # Readable, but not this run's (another format or process count).
     except Exception as e:  # pylint: disable=broad-except
-      reason = f'{type(e).__name__}: {_first_line(e)}'
+      reason = _describe(e)
       logging.warning('Checkpoint %s cannot be read (%s).', step_dir, reason)
       damaged.append((step_dir, reason))
       continue
@@ -202,7 +208,7 @@ def restore_data(manager: ocp.CheckpointManager, step: int,
   except Exception as e:  # pylint: disable=broad-except
     raise TrainingFailure(
         f'the input-stream position in checkpoint {step_dir} cannot be read '
-        f'({type(e).__name__}: {_first_line(e)}); move that step directory '
+        f'({_describe(e)}); move that step directory '
         'aside to resume from an older one') from e
 
 
@@ -270,7 +276,7 @@ def load_converted_backbone(init_from: str, state):
   except Exception as e:  # pylint: disable=broad-except
     raise TrainingFailure(
         f'config.init_from={init_from!r}: the converted backbone cannot be '
-        f'read ({type(e).__name__}: {_first_line(e)}); convert the PyTorch '
+        f'read ({_describe(e)}); convert the PyTorch '
         'checkpoint again (python -m cdcjax.convert)') from e
   loaded = {'params': restored['params'],
             'batch_stats': restored['batch_stats']}
@@ -326,7 +332,7 @@ def load_weights(init_from: str, state, fresh: tuple[str, ...] = (),
   except Exception as e:  # pylint: disable=broad-except
     raise TrainingFailure(
         f'config.init_from={init_from!r}: its newest checkpoint (step {step}) '
-        f'cannot be read ({type(e).__name__}: {_first_line(e)})') from e
+        f'cannot be read ({_describe(e)})') from e
   finally:
     manager.close()
   loaded = {'params': restored['params'],

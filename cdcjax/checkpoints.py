@@ -86,6 +86,10 @@ def _save_failure(manager, step, error) -> CheckpointSaveFailure:
   the failed save are removed (Orbax never restores them, but they hold the
   space)."""
   directory = epath.Path(manager.directory)
+  try:  # An earlier save still in flight finishes (or fails) first.
+    manager.wait_until_finished()
+  except Exception:  # pylint: disable=broad-except
+    pass  # The failure being reported; its partial directory goes below.
   for partial in directory.glob('*.orbax-checkpoint-tmp*'):
     if step is None or partial.name.startswith(f'{step}.'):
       shutil.rmtree(partial, ignore_errors=True)

@@ -1,7 +1,7 @@
 r"""CDC heads on ImageNet-50 (SCAN's 50 classes) on a frozen MoCo v2 ResNet-50 (800-epoch release); the backbone stays frozen.
 
 1. Convert the PyTorch weights (no torch needed):
-     python -m cdcjax.convert --from=moco_v2 moco_v2_800ep_pretrain.pth.tar --out=/ckpt/mocov2_r50
+     python -m cdcjax.convert moco_v2_800ep_pretrain.pth.tar --out=/ckpt/mocov2_r50  # layout: moco_v2
 2. Prepare ImageNet with tfds (put ILSVRC2012_img_train.tar and
    ILSVRC2012_img_val.tar in the manual directory first; building needs
    TensorFlow, reading does not):

@@ -1,7 +1,7 @@
 r"""CDC heads on full ImageNet (K = 1000) on a frozen MoCo v3 ResNet-50 (1000-epoch release); the backbone stays frozen.
 
 1. Convert the PyTorch weights (no torch needed):
-     python -m cdcjax.convert --from=moco_v3 r-50-1000ep.pth.tar --out=/ckpt/mocov3_r50
+     python -m cdcjax.convert r-50-1000ep.pth.tar --out=/ckpt/mocov3_r50  # layout: moco_v3
 2. Prepare ImageNet with tfds (put ILSVRC2012_img_train.tar and
    ILSVRC2012_img_val.tar in the manual directory first; building needs
    TensorFlow, reading does not):

@@ -2,7 +2,6 @@
 reproduces torchvision's outputs without torch; bad inputs give one clear
 message; the reader refuses pickles that would run code."""
 
-import io
 import os
 import pickle
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from cdcjax import convert
 from cdcjax import torch_checkpoint
+from tests import torch_format
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO_ROOT, '..', 'shared', 'fixtures')
@@ -66,7 +66,7 @@ def test_moco_v3_fixture_matches_torchvision(state_dict):
 @needs_fixture
 def test_wrong_layout_names_the_first_missing_key(state_dict):
   with pytest.raises(convert.ConversionError,
-                     match=r"torchvision: missing key 'bn1.bias'"):
+                     match=r"torchvision: 265 missing keys \(first: 'bn1.bias'\)"):
     convert.convert_state_dict(state_dict, 'torchvision')
 
 
@@ -117,52 +117,13 @@ def test_reader_rebuilds_strided_tensors(tmp_path):
   float32 view and a float16 tensor with an offset."""
   storage = np.arange(12, dtype=np.float32)
   halves = np.arange(8, dtype=np.float16)
-
-  class _Pickler(pickle._Pickler):  # pylint: disable=protected-access
-    """Writes stub classes as the torch globals they name, unimported."""
-
-    def save_global(self, obj, name=None):
-      self.write(pickle.GLOBAL +
-                 f'{obj.__module__}\n{obj.__qualname__}\n'.encode())
-      self.memoize(obj)
-
-    def persistent_id(self, obj):
-      if obj is storage:
-        return ('storage', _stub('torch', 'FloatStorage'), '0', 'cpu', 12)
-      if obj is halves:
-        return ('storage', _stub('torch', 'HalfStorage'), '1', 'cpu', 8)
-      return None
-
-  rebuild = _stub('torch._utils', '_rebuild_tensor_v2')
-
-  class _Tensor:
-    def __init__(self, store, offset, size, stride):
-      self.args = (store, offset, size, stride, False, {})
-
-    def __reduce__(self):
-      return (rebuild, self.args)
-
-  obj = {'a': _Tensor(storage, 0, (4, 3), (1, 4)),
-         'b': _Tensor(halves, 2, (3,), (1,))}
-  buffer = io.BytesIO()
-  _Pickler(buffer, protocol=2).dump(obj)
-  with zipfile.ZipFile(tmp_path / 'hand.pth', 'w') as z:
-    z.writestr('hand/data.pkl', buffer.getvalue())
-    z.writestr('hand/byteorder', 'little')
-    z.writestr('hand/data/0', storage.tobytes())
-    z.writestr('hand/data/1', halves.tobytes())
+  obj = {'a': torch_format.Tensor(storage, 0, (4, 3), (1, 4)),
+         'b': torch_format.Tensor(halves, 2, (3,), (1,))}
+  torch_format.save(obj, str(tmp_path / 'hand.pth'), name='hand')
   loaded = torch_checkpoint.load(str(tmp_path / 'hand.pth'))
   np.testing.assert_array_equal(loaded['a'], storage.reshape(3, 4).T)
   np.testing.assert_array_equal(loaded['b'], halves[2:5])
   assert loaded['b'].dtype == np.float16
-
-
-def _stub(module, name):
-  """A class that the pickler above writes as the global module.name."""
-  stub = type(name, (), {})
-  stub.__module__ = module
-  stub.__qualname__ = name
-  return stub
 
 
 @pytest.mark.slow  # Two subprocesses converting 25M parameters.

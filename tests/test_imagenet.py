@@ -52,7 +52,7 @@ def test_frozen_backbone_is_bit_identical_after_steps():
 @pytest.mark.parametrize('name', ['imagenet', 'imagenet50', 'imagenet100',
                                   'imagenet200'])
 def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
-  tfds = pytest.importorskip('tensorflow_datasets')
+  pytest.importorskip('tensorflow_datasets')
   variables = convert.convert_state_dict(
       convert.state_dict_of(torch_checkpoint.load(CHECKPOINT)), 'moco_v3')
   converted = str(tmp_path / 'mocov3')
@@ -73,13 +73,7 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
   assert full.aug.recipe == ('moco_v3' if name == 'imagenet' else 'moco_v2')
   assert full.optimizer.learning_rate == pytest.approx(
       recipe['learning_rate'] * recipe['batch_size'] / 256)
-  config = module.get_config('tiny')
-  config.init_from = converted
-  config_validation.validate(config, 8)
-  workdir = str(tmp_path / 'run')
-  with tfds.testing.mock_data(num_examples=16):
-    result = train.train_and_evaluate(config, workdir)
-  assert result['num_examples'] == 16
+  workdir = _train_tiny_from(module.get_config('tiny'), converted, tmp_path)
   manager = ocp.CheckpointManager(os.path.abspath(
       os.path.join(workdir, 'checkpoints')))
   final = manager.restore(manager.latest_step(), args=ocp.args.Composite(
@@ -90,3 +84,36 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
         np.asarray(a), np.asarray(b, np.float32)),
                  final[collection]['backbone'],
                  variables['backbone'][collection])
+
+
+@pytest.mark.slow  # A real ResNet-50: about a minute on 2 cores.
+def test_imagenet100_tiny_trains_from_a_moco_v2_file_of_the_release_layout(
+    tmp_path):
+  """The file a MoCo v2 user downloads (main_moco.py's layout: module.
+  prefix, encoder_k, queue, optimizer), converted with the layout recognised,
+  starts configs/imagenet100_cdc.py:tiny on mock data."""
+  pytest.importorskip('tensorflow_datasets')
+  from tests import test_convert_layouts  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'moco_v2_800ep_pretrain.pth.tar')
+  test_convert_layouts._write_moco_v2(path)  # pylint: disable=protected-access
+  state_dict = convert.state_dict_of(torch_checkpoint.load(path))
+  assert convert.detect_layout(state_dict) == 'moco_v2'
+  variables = convert.convert_state_dict(state_dict, 'auto')
+  converted = str(tmp_path / 'mocov2')
+  convert.save(variables, converted, {'layout': 'moco_v2'}, overwrite=False)
+  _train_tiny_from(recipes_large.imagenet('imagenet100', 'tiny'), converted,
+                   tmp_path)
+
+
+def _train_tiny_from(config, converted, tmp_path):
+  """Trains a tiny config from a converted backbone on 16 mock images; its
+  workdir."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  config.init_from = converted
+  config_validation.validate(config, 8)
+  workdir = str(tmp_path / 'run')
+  with tfds.testing.mock_data(num_examples=16):
+    result = train.train_and_evaluate(config, workdir)
+  assert result['num_examples'] == 16
+  assert np.isfinite(result['acc'])
+  return workdir

@@ -4,6 +4,7 @@ r"""Compiles a config's train and eval steps for a TPU slice without one.
   python -m cdcjax.aot --config=configs/cifar10_cdc.py --topology=v5e:4x4
   python -m cdcjax.aot --config=configs/imagenet_cdc.py --topology=v4:4x4x4 \
       --chip_config_name=megacore --config.model.compute_dtype=float32
+  python -m cdcjax.aot --kmeans=50000,1000,1000 --topology=v5e:2x2
 
 The trainer's own jitted steps (train.Trainer.train_step and embed_step) are
 lowered over a mesh of libtpu's abstract devices for the named topology
@@ -14,11 +15,17 @@ FLOPs and bytes accessed per step (XLA's cost analysis), a roofline step time
 and images/s from the chip's published peaks, and the collectives in the
 compiled HLO with their sizes. The config is validated for the slice's device
 count. As MaxText's train_compile.py.
+
+--kmeans=N,D,K instead compiles the evaluators' k-means (cdcjax/kmeans.py:
+10 inits, points sharded over the slice) for N points of D dimensions into K
+clusters, and reports its memory, and the cost and roofline time of one
+k-means++ step (of all inits at once) and one Lloyd iteration.
 """
 
 import collections
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -210,6 +217,73 @@ def compile_for_devices(config, devices, num_examples: int = 0,
   return AotResult(trainer, compiled, report)
 
 
+def compile_kmeans(devices, points: int, dim: int, clusters: int,
+                   n_init: int = 10, topology: str = '') -> dict:
+  """Compiles the k-means of `points` x `dim` into `clusters` over a mesh of
+  `devices`; memory of the whole, cost of its two repeated steps."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  from cdcjax import kmeans  # pylint: disable=g-import-not-at-top
+  chip = CHIPS[devices[0].device_kind]
+  device_fraction = getattr(devices[0], 'num_cores', 1) / chip['cores']
+  mesh = train.make_mesh(devices)
+  padded = -(-points // len(devices)) * len(devices)
+  spec = lambda shape, *axes: jax.ShapeDtypeStruct(
+      shape, jnp.float32, sharding=NamedSharding(mesh, P(*axes)))
+  x, weights = spec((padded, dim), 'data', None), spec((padded,), 'data')
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32,
+                             sharding=NamedSharding(mesh, P()))
+  report = {'topology': topology, 'chip': chip['name'],
+            'devices': len(devices), 'points': points, 'dim': dim,
+            'clusters': clusters, 'n_init': n_init}
+  start = time.perf_counter()
+  whole = kmeans._kmeans.lower(  # pylint: disable=protected-access
+      key, x, weights, num_clusters=clusters, n_init=n_init, max_iter=300,
+      tol=1e-4).compile()
+  report['kmeans'] = analyse(whole, chip, device_fraction, 1)
+  report['kmeans']['compile_s'] = time.perf_counter() - start
+  trials = 2 + int(math.log(clusters))
+  def plus_plus(keys, x, x_sq, weights, closest):
+    return jax.vmap(lambda k, c: kmeans.plus_plus_step(
+        k, x, x_sq, weights, c, trials))(keys, closest)
+
+  keys = jax.ShapeDtypeStruct((n_init, 2), jnp.uint32,
+                              sharding=NamedSharding(mesh, P()))
+  closest = spec((n_init, padded), None, 'data')
+  compiled = jax.jit(plus_plus).lower(keys, x, spec((padded,), 'data'),
+                                      weights, closest).compile()
+  report['plus_plus_step'] = analyse(compiled, chip, device_fraction, 1)
+  compiled = jax.jit(kmeans.lloyd_iteration).lower(
+      x, weights, spec((clusters, dim))).compile()
+  report['lloyd_iteration'] = analyse(compiled, chip, device_fraction, 1)
+  return report
+
+
+def format_kmeans_report(report: dict) -> str:
+  whole, init, lloyd = (report[k] for k in ('kmeans', 'plus_plus_step',
+                                            'lloyd_iteration'))
+  init_s = report['clusters'] * init['roofline_step_s']
+  lines = [
+      f"{report['topology']}: {report['devices']} x {report['chip']}, k-means "
+      f"of {report['points']} x {report['dim']} into {report['clusters']} "
+      f"clusters, {report['n_init']} inits",
+      f"  whole (per chip): HBM {_gb(whole['total_bytes'])} of "
+      f"{_gb(whole['hbm_bytes'])} ({'fits' if whole['fits'] else 'DOES NOT FIT'}"
+      f"); compiled in {whole['compile_s']:.0f} s"]
+  for name, r in (('k-means++ step, all inits', init),
+                  ('Lloyd iteration', lloyd)):
+    lines.append(
+        f"  {name} (per chip): {r['flops']:.3g} FLOPs, "
+        f"{r['bytes_accessed']:.3g} bytes; roofline "
+        f"{r['roofline_step_s'] * 1e3:.3f} ms ({r['bound']}-bound)")
+  lines.append(
+      f"  roofline estimate: initialisation {report['clusters']} steps = "
+      f"{init_s:.2f} s, then {lloyd['roofline_step_s'] * 1e3:.2f} ms per "
+      'Lloyd iteration of each init')
+  return '\n'.join(lines)
+
+
 def _gb(x: float) -> str:
   return f'{x / 1e9:.2f} GB'
 
@@ -247,6 +321,10 @@ def _define_flags():
   """Flags of the command line, defined only when it runs (other modules
   that import this one, e.g. tests beside cdcjax.bench, define --config too)."""
   global _CONFIG, _TOPOLOGY, _CHIP_CONFIG, _NUM_EXAMPLES, _OUT, _HLO_OUT
+  global _KMEANS
+  _KMEANS = flags.DEFINE_list(
+      'kmeans', None, 'N,D,K: compile the evaluators\' k-means of N points '
+      'of D dimensions into K clusters instead of a config\'s steps.')
   _CONFIG = config_flags.DEFINE_config_file(
       'config', None, 'Config file (configs/*.py[:tiny]).', lock_config=True)
   _TOPOLOGY = flags.DEFINE_string(
@@ -267,8 +345,25 @@ def _define_flags():
 def main(argv):
   if len(argv) > 1:
     sys.exit(f'error: unexpected arguments: {" ".join(argv[1:])}')
+  if _KMEANS.value:
+    try:
+      points, dim, clusters = (int(v) for v in _KMEANS.value)
+    except ValueError:
+      sys.exit(f'error: --kmeans={",".join(_KMEANS.value)}; allowed: three '
+               'integers N,D,K')
+    try:
+      devices = topology_devices(_TOPOLOGY.value, _CHIP_CONFIG.value)
+    except ValueError as e:
+      sys.exit(f'error: {e}')
+    report = compile_kmeans(devices, points, dim, clusters,
+                            topology=_TOPOLOGY.value)
+    print(format_kmeans_report(report), flush=True)
+    if _OUT.value:
+      with open(_OUT.value, 'w') as f:
+        json.dump(report, f, indent=2)
+    return
   if _CONFIG.value is None:
-    sys.exit('error: --config is required (configs/*.py)')
+    sys.exit('error: --config (configs/*.py) or --kmeans=N,D,K is required')
   try:
     devices = topology_devices(_TOPOLOGY.value, _CHIP_CONFIG.value)
     result = compile_for_devices(

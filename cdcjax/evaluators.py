@@ -10,12 +10,13 @@ code scores every method:
                    clusters whose probability columns are alike over the
                    evaluation images are joined (`merge_clusters`).
   kmeans_features  k-means on the pooled backbone features (K = eval_num_clusters,
-                   which defaults to num_clusters).
+                   which defaults to num_clusters), on the accelerator.
   kmeans_head      k-means on the head output: CD's feature predictions, the
                    L2-normalised instance vector otherwise.
   linear_probe     logistic regression on frozen, standardised backbone
-                   features, fitted on the train split and scored on the
-                   evaluation split (ACC only; it uses the labels).
+                   features, fitted on the train split (on the accelerator
+                   when it is large) and scored on the evaluation split (ACC
+                   only; it uses the labels).
   latent_stats     CDC's Table VII: mean +- std of c_hat.c_hat' and
                    s_hat.s_hat' for augmented pairs, same-class and
                    different-class pairs, and the negative weights
@@ -24,17 +25,22 @@ code scores every method:
 
 import numpy as np
 from scipy.cluster import hierarchy
-from sklearn import cluster as sk_cluster
 from sklearn import linear_model
 from sklearn import preprocessing
 
+from cdcjax import kmeans as kmeans_lib
 from cdcjax import metrics as metrics_lib
+from cdcjax import probe as probe_lib
 
 EVALUATORS = ('cluster_head', 'cluster_head_merged', 'kmeans_features',
               'kmeans_head', 'linear_probe', 'latent_stats')
 CLUSTERING_EVALUATORS = ('cluster_head', 'cluster_head_merged',
                          'kmeans_features', 'kmeans_head')
 HEAD_EVALUATORS = ('cluster_head', 'cluster_head_merged')
+# From this many training rows the linear probe is fitted on the accelerator:
+# at 5,000 x 128 the compiled fit took 0.11 s against scikit-learn's 1.75 s
+# on the 2-core CPU (compiling costs about 4 s once); below it, scikit-learn.
+PROBE_ON_DEVICE_FROM = 5000
 # How many images latent_stats uses: its pair tables are quadratic.
 LATENT_STATS_IMAGES = 1000
 
@@ -43,9 +49,11 @@ def _normalize(x):
   return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def kmeans(x: np.ndarray, num_clusters: int, seed: int) -> np.ndarray:
-  return sk_cluster.KMeans(num_clusters, n_init=10,
-                           random_state=seed).fit_predict(x)
+def kmeans(x, num_clusters: int, seed: int) -> np.ndarray:
+  """Host assignments of x's rows (a host array or a sharded jax.Array):
+  scikit-learn's KMeans algorithm (k-means++, 10 inits), jitted on the mesh
+  (cdcjax/kmeans.py)."""
+  return kmeans_lib.kmeans(x, num_clusters, seed)
 
 
 def merge_clusters(probabilities: np.ndarray, num_groups: int) -> np.ndarray:
@@ -114,12 +122,24 @@ def cluster_predictions(name: str, embeddings: dict, num_clusters: int,
 
 def linear_probe(train_features, train_labels, test_features,
                  test_labels) -> dict:
+  """Logistic regression (scikit-learn's objective, C = 1) on standardised
+  features: fitted on the accelerator from PROBE_ON_DEVICE_FROM training
+  rows (cdcjax/probe.py), by scikit-learn below that."""
   scaler = preprocessing.StandardScaler().fit(train_features)
-  probe = linear_model.LogisticRegression(max_iter=1000)
-  probe.fit(scaler.transform(train_features), train_labels)
-  accuracy = probe.score(scaler.transform(test_features), test_labels)
+  train, test = scaler.transform(train_features), scaler.transform(
+      test_features)
+  if len(train_labels) >= PROBE_ON_DEVICE_FROM:
+    classes, encoded = np.unique(train_labels, return_inverse=True)
+    params, _ = probe_lib.fit_logistic_regression(train, encoded,
+                                                  len(classes))
+    predictions = classes[probe_lib.predict(params, test)]
+    accuracy, fitted_on = np.mean(predictions == test_labels), 'device'
+  else:
+    model = linear_model.LogisticRegression(max_iter=1000).fit(
+        train, train_labels)
+    accuracy, fitted_on = model.score(test, test_labels), 'scikit-learn'
   return {'acc': float(accuracy), 'num_train': int(len(train_labels)),
-          'num_test': int(len(test_labels))}
+          'num_test': int(len(test_labels)), 'fitted_on': fitted_on}
 
 
 def _mean_std(values: np.ndarray) -> list:

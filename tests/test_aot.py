@@ -60,6 +60,23 @@ def test_tiny_cdc_compiles_for_v5e_2x2(tiny_v5e):
 
 
 @needs_libtpu
+def test_kmeans_compiles_for_v5e_2x2_with_the_points_sharded():
+  report = aot.compile_kmeans(aot.topology_devices('v5e:2x2'), 1000, 16, 10,
+                              topology='v5e:2x2')
+  assert report['devices'] == 4
+  for name in ('kmeans', 'plus_plus_step', 'lloyd_iteration'):
+    assert report[name]['flops'] > 0 and report[name]['fits'], name
+  # The per-cluster sums and counts are all-reduced over the slice (the
+  # points stay where they are): at least K x D floats.
+  reduced = report['lloyd_iteration']['collectives']['all-reduce']['bytes']
+  assert reduced >= 4 * 10 * 16
+  # Each chip holds a quarter of the points, not all of them.
+  assert report['kmeans']['argument_bytes'] < 4 * 1000 * 16
+  text = aot.format_kmeans_report(report)
+  assert 'k-means of 1000 x 16 into 10 clusters' in text
+
+
+@needs_libtpu
 def test_multi_host_topology_validates_for_its_device_count():
   devices = aot.topology_devices('v5e:4x4')
   assert len(devices) == 16 and len({d.process_index for d in devices}) == 4

@@ -8,7 +8,10 @@
       --seeds=0,1,2 --jobs=2
   python -m cdcjax.bench input --sizes=32,224 --workers=1,2
   python -m cdcjax.bench step --config=configs/imagenet_cdc.py:tiny
+  python -m cdcjax.bench step --config=configs/cifar10_cdc.py --against=torch \
+      --override=batch_size=64 --override=model.compute_dtype=float32
   python -m cdcjax.bench accelerator --out=/tmp/accelerator.json
+  python -m cdcjax.bench kmeans --points=20000 --dim=256 --clusters=500
 
 `digits` (`train` with the default config, digits CDC) and `train` run the
 training command once per seed in a fresh workdir, as a user would (new
@@ -33,7 +36,8 @@ doing the same recipe (cdcjax/bench/input_pipeline.py); `step` the training step
 throughput and FLOP/s on a fixed batch (cdcjax/bench/step.py);
 `accelerator` the one-shot GPU/TPU measurement (cdcjax/bench/accelerator.py:
 the ImageNet head step in bf16 and f32, the CIFAR-10 step, a fixed-budget
-CIFAR-10 run), into one JSON file (--out).
+CIFAR-10 run), into one JSON file (--out); `kmeans` the on-device k-means
+against scikit-learn's on planted clusters (cdcjax/bench/kmeans.py).
 """
 
 import concurrent.futures
@@ -65,6 +69,16 @@ _BATCHES = flags.DEFINE_integer('batches', 10, 'input: timed batches of 256.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'step: timed steps.')
 _JOBS = flags.DEFINE_integer('jobs', 1, 'train/digits/ablations: trainings '
                              'run at the same time.')
+_POINTS = flags.DEFINE_integer('points', 20000, 'kmeans: points.')
+_DIM = flags.DEFINE_integer('dim', 256, 'kmeans: dimensions.')
+_CLUSTERS = flags.DEFINE_integer('clusters', 500, 'kmeans: clusters.')
+_STD = flags.DEFINE_float('std', 10.0, 'kmeans: planted clusters\' std.')
+_SKLEARN_INITS = flags.DEFINE_integer('sklearn_inits', 10,
+                                      'kmeans: scikit-learn\'s n_init.')
+_AGAINST = flags.DEFINE_string('against', '', "step: 'torch' times the same "
+                               'step in PyTorch beside it.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'step --against: alternating '
+                               'timing rounds (medians compared).')
 _PEAK = flags.DEFINE_float('peak_tflops', 0.0,
                            "step: the devices' peak TFLOP/s, for the fraction.")
 
@@ -85,7 +99,8 @@ _BUDGET = flags.DEFINE_float('budget_s', 240.0, 'accelerator: seconds of '
                              'CIFAR-10 training in the fixed-budget run.')
 _TINY = flags.DEFINE_bool('tiny', False, "accelerator: the configs' tiny "
                           'variants (tests, CPUs).')
-COMMANDS = ('digits', 'train', 'ablations', 'input', 'step', 'accelerator')
+COMMANDS = ('digits', 'train', 'ablations', 'input', 'step', 'accelerator',
+            'kmeans')
 
 
 def _final_eval(workdir: str) -> dict | None:
@@ -236,11 +251,18 @@ def main(argv):
                               budget_s=_BUDGET.value, tiny=_TINY.value,
                               steps=_STEPS.value)
     return
-  if argv[1] == 'step':
+  if argv[1] == 'kmeans':
+    from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+    summary = bench_kmeans.bench_kmeans(
+        _POINTS.value, _DIM.value, _CLUSTERS.value, _STD.value,
+        [int(s) for s in _SEEDS.value], _SKLEARN_INITS.value)
+  elif argv[1] == 'step':
     from cdcjax.bench import step as bench_step  # pylint: disable=g-import-not-at-top
     summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,
                                     steps=_STEPS.value,
-                                    peak_tflops=_PEAK.value)
+                                    peak_tflops=_PEAK.value,
+                                    against=_AGAINST.value,
+                                    rounds=_ROUNDS.value)
   elif argv[1] == 'input':
     from cdcjax.bench import input_pipeline as bench_input  # pylint: disable=g-import-not-at-top
     summary = bench_input.bench_input([int(s) for s in _SIZES.value],

@@ -11,6 +11,8 @@ steps/s, images/s (global batch per step), the step's FLOPs from XLA's cost
 analysis, the achieved FLOP/s, and, given --peak_tflops, the fraction of the
 peak. With a frozen backbone this is the head-training step of the ImageNet
 recipe (backbone forward in inference mode, heads forward and backward).
+--against=torch also builds the same step in PyTorch (cdcjax/bench/
+torch_step.py) and times both, alternately, on the same batch.
 """
 
 import ast
@@ -42,8 +44,14 @@ def load_config(spec: str, overrides=()):
 
 
 def bench_step(spec: str, overrides=(), steps: int = 10, warmup: int = 2,
-               peak_tflops: float = 0.0) -> dict:
+               peak_tflops: float = 0.0, against: str = '',
+               rounds: int = 3) -> dict:
   config = load_config(spec, overrides)
+  if against not in ('', 'torch'):
+    raise ValueError(f"--against={against!r}; allowed: 'torch' or nothing")
+  if against:
+    from cdcjax.bench import torch_step  # pylint: disable=g-import-not-at-top
+    torch_step._check(config)  # pylint: disable=protected-access
   shape = data.input_shape(config)
   mesh = train.make_mesh()
   trainer = train.Trainer(config, mesh, shape, num_examples=10**7)
@@ -75,6 +83,23 @@ def bench_step(spec: str, overrides=(), steps: int = 10, warmup: int = 2,
   }
   if peak_tflops:
     result['fraction_of_peak'] = result['achieved_tflops'] / peak_tflops
+  if against:
+    torch_run, torch_device = torch_step.torch_step_fn(config, batch)
+    ours, theirs = torch_step.loss_agreement(config)
+    result.update(torch_device=str(torch_device), loss_cdcjax=ours,
+                  loss_torch=theirs)
+    result.update(torch_step.compare(
+        lambda: jax.block_until_ready(trainer.step(batch)), torch_run,
+        config.batch_size, steps, warmup, rounds))
   print(', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}'
-                  for k, v in result.items()), flush=True)
+                  for k, v in result.items() if not isinstance(v, list)),
+        flush=True)
+  if against:
+    print(f"cdcjax {result['cdcjax_images_per_sec']:.1f} images/s, PyTorch "
+          f"{result['torch_images_per_sec']:.1f} images/s on "
+          f"{result['torch_device']} (medians of {rounds} alternating rounds "
+          f"of {steps} steps): cdcjax / PyTorch = "
+          f"{result['cdcjax_over_torch']:.2f}; the loss on the same head "
+          f"outputs: {result['loss_cdcjax']:.6f} / {result['loss_torch']:.6f}",
+          flush=True)
   return result

@@ -149,3 +149,18 @@ def test_training_runs_start_in_the_checkout(monkeypatch, tmp_path):
   result = bench.run_once('configs/digits_cdc.py', 0, [], str(tmp_path), 'a')
   assert seen['cwd'] == bench.REPO_ROOT
   assert result['failure'] == 'error: stop here'
+
+
+def test_kmeans_and_probe_benches_report_both_sides():
+  from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+  summary = bench_kmeans.bench_kmeans(400, 8, 4, std=1.0, seeds=[0],
+                                      sklearn_inits=2)
+  (run,) = summary['runs']
+  assert run['cdcjax_s'] > 0 and run['sklearn_s'] > 0
+  assert run['cdcjax_nmi'] == pytest.approx(1.0)
+  assert run['sklearn_nmi'] == pytest.approx(1.0)
+  assert summary['first_call_s'] > 0 and summary['sklearn_inits'] == 2
+  probe = bench_kmeans.bench_probe(300, 8, 3, seeds=[0])
+  (run,) = probe['runs']
+  assert abs(run['cdcjax_acc'] - run['sklearn_acc']) <= 0.02
+  assert run['cdcjax_iterations'] > 1

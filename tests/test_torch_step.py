@@ -41,8 +41,11 @@ def test_torch_step_trains_the_mirrored_network():
   rng = np.random.default_rng(0)
   batch = {v: rng.uniform(size=(8, 8, 8, 1)).astype(np.float32)
            for v in ('view_a', 'view_b')}
-  run, device = torch_step.torch_step_fn(config, batch)
+  run, forward, device = torch_step.torch_step_fn(config, batch)
   assert device.type in ('cpu', 'cuda')
+  c, s = forward()
+  assert tuple(c.shape) == (8, config.num_clusters)
+  assert tuple(s.shape) == (8, config.model.instance_dim)
   losses = [run() for _ in range(3)]
   assert all(np.isfinite(losses)) and losses[-1] != losses[0]
   modules = torch_step._modules(config, 1)  # pylint: disable=protected-access

@@ -12,6 +12,7 @@
       --override=batch_size=64 --override=model.compute_dtype=float32
   python -m cdcjax.bench accelerator --out=/tmp/accelerator.json
   python -m cdcjax.bench kmeans --points=20000 --dim=256 --clusters=500
+  python -m cdcjax.bench probe --points=50000 --dim=512 --clusters=10
 
 `digits` (`train` with the default config, digits CDC) and `train` run the
 training command once per seed in a fresh workdir, as a user would (new
@@ -37,7 +38,8 @@ throughput and FLOP/s on a fixed batch (cdcjax/bench/step.py);
 `accelerator` the one-shot GPU/TPU measurement (cdcjax/bench/accelerator.py:
 the ImageNet head step in bf16 and f32, the CIFAR-10 step, a fixed-budget
 CIFAR-10 run), into one JSON file (--out); `kmeans` the on-device k-means
-against scikit-learn's on planted clusters (cdcjax/bench/kmeans.py).
+against scikit-learn's on planted clusters, `probe` the linear probe's fit
+(cdcjax/bench/kmeans.py).
 """
 
 import concurrent.futures
@@ -79,6 +81,10 @@ _AGAINST = flags.DEFINE_string('against', '', "step: 'torch' times the same "
                                'step in PyTorch beside it.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'step --against: alternating '
                                'timing rounds (medians compared).')
+_DATA = flags.DEFINE_string('data', 'blobs', "kmeans: 'blobs' (planted), "
+                            "'digits' or 'usps' (pixels, classes).")
+_COMPILED_TIMING = flags.DEFINE_bool(
+    'compiled_timing', True, 'kmeans: time a second, compiled call too.')
 _PEAK = flags.DEFINE_float('peak_tflops', 0.0,
                            "step: the devices' peak TFLOP/s, for the fraction.")
 
@@ -100,7 +106,7 @@ _BUDGET = flags.DEFINE_float('budget_s', 240.0, 'accelerator: seconds of '
 _TINY = flags.DEFINE_bool('tiny', False, "accelerator: the configs' tiny "
                           'variants (tests, CPUs).')
 COMMANDS = ('digits', 'train', 'ablations', 'input', 'step', 'accelerator',
-            'kmeans')
+            'kmeans', 'probe')
 
 
 def _final_eval(workdir: str) -> dict | None:
@@ -255,7 +261,13 @@ def main(argv):
     from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
     summary = bench_kmeans.bench_kmeans(
         _POINTS.value, _DIM.value, _CLUSTERS.value, _STD.value,
-        [int(s) for s in _SEEDS.value], _SKLEARN_INITS.value)
+        [int(s) for s in _SEEDS.value], _SKLEARN_INITS.value,
+        _COMPILED_TIMING.value, _DATA.value)
+  elif argv[1] == 'probe':
+    from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+    summary = bench_kmeans.bench_probe(_POINTS.value, _DIM.value,
+                                       _CLUSTERS.value,
+                                       [int(s) for s in _SEEDS.value])
   elif argv[1] == 'step':
     from cdcjax.bench import step as bench_step  # pylint: disable=g-import-not-at-top
     summary = bench_step.bench_step(_CONFIG.value, _EXTRA.value,

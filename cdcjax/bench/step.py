@@ -84,22 +84,31 @@ def bench_step(spec: str, overrides=(), steps: int = 10, warmup: int = 2,
   if peak_tflops:
     result['fraction_of_peak'] = result['achieved_tflops'] / peak_tflops
   if against:
-    torch_run, torch_device = torch_step.torch_step_fn(config, batch)
+    torch_run, torch_forward, torch_device = torch_step.torch_step_fn(config,
+                                                                      batch)
     ours, theirs = torch_step.loss_agreement(config)
     result.update(torch_device=str(torch_device), loss_cdcjax=ours,
                   loss_torch=theirs)
+    views = [global_batch[v] for v in ('view_a', 'view_b')]
+    jax_forward = lambda: jax.block_until_ready(
+        [trainer.embed_step(trainer.state, v) for v in views])
     result.update(torch_step.compare(
-        lambda: jax.block_until_ready(trainer.step(batch)), torch_run,
+        {'step': (lambda: jax.block_until_ready(trainer.step(batch)),
+                  torch_run),
+         'forward': (jax_forward, torch_forward)},
         config.batch_size, steps, warmup, rounds))
   print(', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}'
-                  for k, v in result.items() if not isinstance(v, list)),
+                  for k, v in result.items() if not isinstance(v, dict)),
         flush=True)
   if against:
-    print(f"cdcjax {result['cdcjax_images_per_sec']:.1f} images/s, PyTorch "
-          f"{result['torch_images_per_sec']:.1f} images/s on "
-          f"{result['torch_device']} (medians of {rounds} alternating rounds "
-          f"of {steps} steps): cdcjax / PyTorch = "
-          f"{result['cdcjax_over_torch']:.2f}; the loss on the same head "
-          f"outputs: {result['loss_cdcjax']:.6f} / {result['loss_torch']:.6f}",
+    for name in ('step', 'forward'):
+      r = result[name]
+      print(f"{name}: cdcjax {r['cdcjax_images_per_sec']:.1f} images/s, "
+            f"PyTorch {r['torch_images_per_sec']:.1f} images/s on "
+            f"{result['torch_device']} (medians of {rounds} alternating "
+            f"rounds of {steps}): cdcjax / PyTorch = "
+            f"{r['cdcjax_over_torch']:.2f}", flush=True)
+    print(f"the loss on the same head outputs: cdcjax "
+          f"{result['loss_cdcjax']:.6f}, PyTorch {result['loss_torch']:.6f}",
           flush=True)
   return result

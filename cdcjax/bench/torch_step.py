@@ -18,7 +18,9 @@ compute is torch.autocast. Eager mode, NCHW, torch's default threads: what a
 PyTorch research script runs. The two loss values on the same random head
 outputs are printed as a check that both sides compute the same objective.
 Both steps are timed on the same fixed batch, `rounds` times alternately,
-and the medians compared.
+and the medians compared; so is the inference forward of the two views
+(cdcjax's embed step), which tells the forward's share of a gap from the
+backward's.
 """
 
 import math
@@ -166,8 +168,8 @@ def _optimizer(config, parameters):
 
 
 def torch_step_fn(config, batch: dict):
-  """A function running one PyTorch training step on `batch` (NHWC host
-  arrays), and the device it runs on."""
+  """Functions running one PyTorch training step on `batch` (NHWC host
+  arrays) and the inference forward of its two views, and the device."""
   import torch  # pylint: disable=g-import-not-at-top
   _check(config)
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -202,7 +204,21 @@ def torch_step_fn(config, batch: dict):
       torch.cuda.synchronize()
     return float(loss.detach())
 
-  return synchronized, device
+  def forward():  # Inference of both views: the step without its backward.
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                         enabled=bf16):
+      for x in views:
+        h = model['backbone'](x)
+        out = (model['cluster_head'](h), model['instance_head'](h))
+    model.train()
+    if frozen:
+      model['backbone'].eval()
+    if device.type == 'cuda':
+      torch.cuda.synchronize()
+    return out
+
+  return synchronized, forward, device
 
 
 def time_steps(run, steps: int, warmup: int) -> float:
@@ -215,16 +231,22 @@ def time_steps(run, steps: int, warmup: int) -> float:
   return (time.perf_counter() - start) / steps
 
 
-def compare(jax_run, torch_run, batch_size: int, steps: int, warmup: int,
+def compare(runs: dict, batch_size: int, steps: int, warmup: int,
             rounds: int) -> dict:
-  jax_s, torch_s = [], []
-  for _ in range(rounds):  # Alternately: drifts in the machine hit both.
-    jax_s.append(time_steps(jax_run, steps, warmup))
-    torch_s.append(time_steps(torch_run, steps, warmup))
-  jax_ips = batch_size / statistics.median(jax_s)
-  torch_ips = batch_size / statistics.median(torch_s)
-  return {'cdcjax_images_per_sec': jax_ips,
-          'torch_images_per_sec': torch_ips,
-          'cdcjax_over_torch': jax_ips / torch_ips,
-          'cdcjax_round_images_per_sec': [batch_size / s for s in jax_s],
-          'torch_round_images_per_sec': [batch_size / s for s in torch_s]}
+  """runs: name -> (cdcjax function, PyTorch function). Each pair is timed
+  `rounds` times alternately (drifts in the machine hit both); the medians'
+  images/s and their ratio, per name."""
+  result = {}
+  for name, (jax_run, torch_run) in runs.items():
+    jax_s, torch_s = [], []
+    for _ in range(rounds):
+      jax_s.append(time_steps(jax_run, steps, warmup))
+      torch_s.append(time_steps(torch_run, steps, warmup))
+    jax_ips = batch_size / statistics.median(jax_s)
+    torch_ips = batch_size / statistics.median(torch_s)
+    result[name] = {
+        'cdcjax_images_per_sec': jax_ips, 'torch_images_per_sec': torch_ips,
+        'cdcjax_over_torch': jax_ips / torch_ips,
+        'cdcjax_round_images_per_sec': [batch_size / s for s in jax_s],
+        'torch_round_images_per_sec': [batch_size / s for s in torch_s]}
+  return result

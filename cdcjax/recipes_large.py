@@ -160,5 +160,5 @@ def imagenet(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.num_threads = 2
     c.model.head_hidden_dims = (64,)
     c.model.instance_dim = 16
-    c.evaluators = ('cluster_head',)
+    c.evaluators = ('cluster_head', 'kmeans_head')  # k-means on the mesh too.
   return c

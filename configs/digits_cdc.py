@@ -9,9 +9,12 @@ warm-up and cosine; tau 0.2, tau_c 0.1, lambda 1 ramped from 0 over the first
 70 % of the steps, swapped Sinkhorn targets, eps 0.05, 3 iterations.
 
 Measured (`python -m cdcjax.bench train --config=configs/digits_cdc.py
---seeds=0,1,2`, 2-core x86_64 CPU, jax 0.10.2, commit 0033739, about 5 min a
-run): ACC 0.6745 / 0.8520 / 0.8765, 0.801 +- 0.089. Digits results move
-between machines of the same kind about as much as between seeds.
+--seeds=0,1,2`, 2-core x86_64 CPU, jax 0.10.2, commit e9de480, one run at a
+time beside other work): ACC 0.7618 / 0.9304 / 0.8726, 0.8549 +- 0.0700 (NMI
+0.8559 +- 0.0313, ARI 0.7739 +- 0.0671). At commit 0033739: 0.6745 / 0.8520
+/ 0.8765. Digits results move with code changes and between machines about
+as much as between seeds. Each of issue 31's four choices flipped alone (same
+command, --override=...): README, "CDC's switches".
 """
 
 from cdcjax import recipes

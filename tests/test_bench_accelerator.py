@@ -32,6 +32,16 @@ def test_tiny_measurement_writes_every_part(tmp_path, monkeypatch):
   run = result['cifar10_run']
   assert run['total_steps'] == 2 and run['num_examples'] == 40
   assert 0 <= run['acc'] <= 1 and run['wall_s'] > 0
+  against = result['cifar10_against_torch']
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    assert against.startswith('not measured: torch')
+  else:
+    assert against['step']['cdcjax_over_torch'] > 0
+  (kmeans_run,) = result['kmeans_imagenet_head']['runs']
+  assert kmeans_run['cdcjax_s'] > 0 and 'sklearn_s' not in kmeans_run
 
 
 def test_measure_gpu_script_dry_run():

@@ -116,4 +116,6 @@ def _train_tiny_from(config, converted, tmp_path):
     result = train.train_and_evaluate(config, workdir)
   assert result['num_examples'] == 16
   assert np.isfinite(result['acc'])
+  # The second evaluator: the on-device k-means of the head outputs.
+  assert 0 <= result['kmeans_head']['acc'] <= 1
   return workdir

@@ -14,6 +14,10 @@ each part, so a run cut short keeps what it measured):
    (cluster head and k-means on the features). Its ACC after a few hundred
    steps is not the paper's 1200-epoch result; it shows the run works and
    its speed end to end (input pipeline, checkpoint and evaluation included).
+4. the CIFAR-10 step against the same step in PyTorch (bench step
+   --against=torch, batch 256, the config's bf16), where torch is installed;
+5. the evaluators' k-means at ImageNet's kmeans_head size (50,000 x 1,000
+   into 1,000 clusters, 10 inits) on the device (scikit-learn not run).
 --tiny runs the same parts on the configs' tiny variants (tests, CPUs), the
 ImageNet one with a small frozen ResNet-10 instead of ResNet-50.
 """
@@ -89,5 +93,27 @@ def measure(out: str, budget_s: float = 240.0, tiny: bool = False,
   _write(out, result)
   print(f"CIFAR-10 CDC, {num_steps} steps in {wall:.0f} s: ACC "
         f"{evaluation['acc']:.4f} NMI {evaluation['nmi']:.4f} ARI "
-        f"{evaluation['ari']:.4f}; written to {out}", flush=True)
+        f"{evaluation['ari']:.4f}", flush=True)
+
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+    import torchvision  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError as e:
+    result['cifar10_against_torch'] = (
+        f"not measured: {e.name} is not installed (pip install -e '.[bench]')")
+    print(f"PyTorch side by side: {result['cifar10_against_torch']}",
+          flush=True)
+  else:
+    torch_overrides = (['model.width=1.0', 'batch_size=8'] if tiny
+                       else ['batch_size=256'])
+    result['cifar10_against_torch'] = bench_step.bench_step(
+        CIFAR10 + suffix, torch_overrides, steps=steps, against='torch')
+  _write(out, result)
+
+  from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+  shape = (2000, 64, 50) if tiny else (50000, 1000, 1000)
+  result['kmeans_imagenet_head'] = bench_kmeans.bench_kmeans(
+      *shape, std=10.0, seeds=[0], sklearn_inits=0)
+  _write(out, result)
+  print(f'written to {out}', flush=True)
   return result

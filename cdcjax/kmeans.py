@@ -200,7 +200,8 @@ def kmeans(x, num_clusters: int, seed: int, *, n_init: int = 10,
                      f'{n_init} and {max_iter}')
   axis = 'data'
   if isinstance(x, jax.Array) and isinstance(x.sharding, NamedSharding):
-    mesh, axis = x.sharding.mesh, x.sharding.spec[0]
+    spec = x.sharding.spec
+    mesh, axis = x.sharding.mesh, spec[0] if len(spec) else None
     x = multihost_utils.process_allgather(x, tiled=True)
   x = np.asarray(x, np.float32)
   if x.ndim != 2 or x.shape[0] < num_clusters:

@@ -36,6 +36,10 @@ def test_eight_devices_give_the_one_device_assignments():
   np.testing.assert_array_equal(
       kmeans.kmeans(sharded, 9, seed=3),
       kmeans.kmeans(x[:800], 9, seed=3, mesh=mesh))
+  # Replicated on a mesh: the rows are sharded over all of its axes.
+  replicated = jax.device_put(x[:800], NamedSharding(mesh, P()))
+  np.testing.assert_array_equal(kmeans.kmeans(replicated, 9, seed=3),
+                                kmeans.kmeans(x[:800], 9, seed=3, mesh=mesh))
 
 
 def test_planted_clusters_as_well_as_scikit_learn():

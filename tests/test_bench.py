@@ -3,6 +3,7 @@ failed runs are reported as such, never as numbers."""
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -149,6 +150,36 @@ def test_training_runs_start_in_the_checkout(monkeypatch, tmp_path):
   result = bench.run_once('configs/digits_cdc.py', 0, [], str(tmp_path), 'a')
   assert seen['cwd'] == bench.REPO_ROOT
   assert result['failure'] == 'error: stop here'
+
+
+def test_kmeans_bench_against_ott_names_what_is_missing_or_allowed(
+    monkeypatch):
+  from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+  with pytest.raises(SystemExit, match="--against='faiss'; allowed"):
+    bench_kmeans.bench_kmeans(40, 2, 2, std=1.0, seeds=[0], against='faiss')
+  monkeypatch.setitem(sys.modules, 'ott', None)  # As if not installed.
+  monkeypatch.setitem(sys.modules, 'ott.tools', None)
+  with pytest.raises(SystemExit, match='--against=ott needs ott-jax'):
+    bench_kmeans.bench_kmeans(40, 2, 2, std=1.0, seeds=[0], against='ott')
+
+
+def test_kmeans_bench_times_ott_beside_cdcjax():
+  pytest.importorskip('ott', reason="ott-jax is in the 'bench' extra only")
+  from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
+  summary = bench_kmeans.bench_kmeans(400, 8, 4, std=1.0, seeds=[0],
+                                      sklearn_inits=0, against='ott')
+  (run,) = summary['runs']
+  assert run['ott_s'] > 0 and run['ott_first_call_s'] > 0
+  assert run['ott_nmi'] == pytest.approx(1.0)
+  assert run['cdcjax_nmi'] == pytest.approx(1.0)
+  assert run['ott_inertia'] == pytest.approx(run['cdcjax_inertia'], rel=1e-4)
+  # K comes from the data here (10 classes), not from the argument.
+  summary = bench_kmeans.bench_kmeans(0, 0, 500, std=0.0, seeds=[0],
+                                      sklearn_inits=0, data='digits',
+                                      against='ott')
+  (run,) = summary['runs']
+  assert summary['clusters'] == 10
+  assert abs(run['ott_nmi'] - run['cdcjax_nmi']) < 0.05
 
 
 def test_kmeans_and_probe_benches_report_both_sides():

@@ -78,7 +78,8 @@ _STD = flags.DEFINE_float('std', 10.0, 'kmeans: planted clusters\' std.')
 _SKLEARN_INITS = flags.DEFINE_integer('sklearn_inits', 10,
                                       'kmeans: scikit-learn\'s n_init.')
 _AGAINST = flags.DEFINE_string('against', '', "step: 'torch' times the same "
-                               'step in PyTorch beside it.')
+                               "step in PyTorch beside it; kmeans: 'ott' times "
+                               "ott-jax's k_means beside it.")
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'step --against: alternating '
                                'timing rounds (medians compared).')
 _DATA = flags.DEFINE_string('data', 'blobs', "kmeans: 'blobs' (planted), "
@@ -262,7 +263,7 @@ def main(argv):
     summary = bench_kmeans.bench_kmeans(
         _POINTS.value, _DIM.value, _CLUSTERS.value, _STD.value,
         [int(s) for s in _SEEDS.value], _SKLEARN_INITS.value,
-        _COMPILED_TIMING.value, _DATA.value)
+        _COMPILED_TIMING.value, _DATA.value, _AGAINST.value)
   elif argv[1] == 'probe':
     from cdcjax.bench import kmeans as bench_kmeans  # pylint: disable=g-import-not-at-top
     summary = bench_kmeans.bench_probe(_POINTS.value, _DIM.value,

@@ -1,10 +1,12 @@
 """k-means on planted clusters: cdcjax's on-device k-means against
-scikit-learn's KMeans(n_init=10), in the same run.
+scikit-learn's KMeans(n_init=10), and with --against=ott ott-jax's
+`k_means`, in the same run.
 
   python -m cdcjax.bench kmeans --points=20000 --dim=256 --clusters=500
   python -m cdcjax.bench kmeans --points=50000 --dim=1000 --clusters=1000 \
       --sklearn_inits=1     # ImageNet's kmeans_head; sklearn's 10 inits: hours
   CDCJAX_DATA_DIR=../shared/datasets python -m cdcjax.bench kmeans --data=usps
+  python -m cdcjax.bench kmeans --against=ott     # needs `pip install ott-jax`
   python -m cdcjax.bench probe --points=50000 --dim=512 --clusters=10
 
 Points: scikit-learn's make_blobs (centres uniform in [-10, 10]^d, isotropic
@@ -14,7 +16,10 @@ times `evaluators.kmeans` (the first call includes compilation, reported
 apart; --nocompiled_timing times only that first call, for sizes where
 compiling is negligible) and `sklearn.cluster.KMeans(n_init=--sklearn_inits)`
 (0: not run), and reports each one's ACC and NMI against the planted
-clusters (the labels), its inertia and the time ratio. `probe` times the
+clusters (the labels), its inertia and the time ratio. --against=ott adds
+ott-jax's `ott.tools.k_means.k_means` with the same settings (k-means++, 10
+inits vmapped, tol 1e-4, at most 300 iterations), jitted on the same device,
+timed like cdcjax's (first call apart). `probe` times the
 linear probe's logistic regression the same way (--clusters: classes).
 """
 
@@ -52,11 +57,51 @@ def _real_images(name: str):
   return images.reshape(len(images), -1), source.labels
 
 
+def _ott_kmeans(clusters: int):
+  """ott-jax's k-means, jitted, as a function of (points, seed) returning
+  host assignments; a clear error where ott-jax is not installed."""
+  try:
+    from ott.tools import k_means as ott_k_means  # pylint: disable=g-import-not-at-top
+  except ImportError as error:
+    raise SystemExit(f'--against=ott needs ott-jax ({error}); allowed: '
+                     "'' or 'ott' with `pip install ott-jax`") from error
+  import jax  # pylint: disable=g-import-not-at-top
+
+  @jax.jit
+  def run(x, key):
+    return ott_k_means.k_means(x, clusters, n_init=10, tol=1e-4,
+                               max_iterations=300, rng=key).assignment
+
+  return lambda x, seed: np.asarray(run(x, jax.random.key(seed)))
+
+
+def _time_ott(ott, x, y, clusters, seed, first: bool,
+              compiled_timing: bool) -> dict:
+  start = time.perf_counter()
+  labels = ott(x, seed)
+  seconds = time.perf_counter() - start
+  result = {'ott_first_call_s': seconds} if first else {}
+  if first and compiled_timing:  # It compiled; time a compiled call.
+    start = time.perf_counter()
+    labels = ott(x, seed)
+    seconds = time.perf_counter() - start
+  result.update({
+      'ott_s': seconds,
+      'ott_acc': metrics_lib.clustering_metrics(labels, y, clusters)['acc'],
+      'ott_nmi': metrics.normalized_mutual_info_score(y, labels),
+      'ott_inertia': _inertia(x, labels)})
+  return result
+
+
 def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
                  sklearn_inits: int = 10, compiled_timing: bool = True,
-                 data: str = 'blobs') -> dict:
+                 data: str = 'blobs', against: str = '') -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   from cdcjax import evaluators  # pylint: disable=g-import-not-at-top
+  if against not in ('', 'ott'):
+    raise SystemExit(f"kmeans --against={against!r}; allowed: '' or 'ott'")
+  if against == 'ott':
+    _ott_kmeans(1)  # Fails on a missing ott-jax before any work.
   if data == 'blobs':
     x, y = datasets.make_blobs(points, dim, centers=clusters, cluster_std=std,
                                random_state=0)
@@ -64,6 +109,7 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
     x, y = _real_images(data)
     points, dim, clusters = x.shape[0], x.shape[1], int(y.max()) + 1
   x = x.astype(np.float32)
+  ott = _ott_kmeans(clusters) if against == 'ott' else None
   runs = []
   for i, seed in enumerate(seeds):
     start = time.perf_counter()
@@ -75,11 +121,23 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
       start = time.perf_counter()
       ours = evaluators.kmeans(x, clusters, seed)
       ours_s = time.perf_counter() - start
-    if not sklearn_inits:  # cdcjax only (the accelerator measurement).
+    ott_run = (_time_ott(ott, x, y, clusters, seed, i == 0, compiled_timing)
+               if ott else {})
+    if ott:
+      print(f"seed {seed}: ott-jax {ott_run['ott_s']:.2f} s (ACC "
+            f"{ott_run['ott_acc']:.4f}, NMI {ott_run['ott_nmi']:.4f}, inertia "
+            f"{ott_run['ott_inertia']:.4g}) against cdcjax {ours_s:.2f} s: "
+            f"cdcjax {ott_run['ott_s'] / ours_s:.2f}x faster", flush=True)
+    if not sklearn_inits:  # No scikit-learn (the accelerator measurement).
       runs.append({'seed': seed, 'cdcjax_s': ours_s,
-                   'cdcjax_nmi': metrics.normalized_mutual_info_score(y, ours)})
-      print(f"seed {seed}: cdcjax {ours_s:.2f} s (NMI "
-            f"{runs[-1]['cdcjax_nmi']:.4f}); scikit-learn not run", flush=True)
+                   'cdcjax_acc': metrics_lib.clustering_metrics(
+                       ours, y, clusters)['acc'],
+                   'cdcjax_nmi': metrics.normalized_mutual_info_score(y, ours),
+                   'cdcjax_inertia': _inertia(x, ours), **ott_run})
+      print(f"seed {seed}: cdcjax {ours_s:.2f} s (ACC "
+            f"{runs[-1]['cdcjax_acc']:.4f}, NMI {runs[-1]['cdcjax_nmi']:.4f}, "
+            f"inertia {runs[-1]['cdcjax_inertia']:.4g}); scikit-learn not run",
+            flush=True)
       continue
     start = time.perf_counter()
     theirs = sk_cluster.KMeans(clusters, n_init=sklearn_inits,
@@ -96,7 +154,7 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
                y, theirs.labels_),
            'cdcjax_inertia': _inertia(x, ours),
            'sklearn_inertia': float(theirs.inertia_),
-           'sklearn_iterations': int(theirs.n_iter_)}
+           'sklearn_iterations': int(theirs.n_iter_), **ott_run}
     runs.append(run)
     print(f"seed {seed}: cdcjax {ours_s:.2f} s (ACC {run['cdcjax_acc']:.4f}, "
           f"NMI {run['cdcjax_nmi']:.4f}, inertia "
@@ -109,9 +167,18 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
   devices = jax.devices()
   summary = {'data': data, 'points': points, 'dim': dim,
              'clusters': clusters, 'std': std,
-             'sklearn_inits': sklearn_inits, 'first_call_s': first_s,
+             'sklearn_inits': sklearn_inits, 'against': against,
+             'first_call_s': first_s,
              'devices': f'{len(devices)} x {devices[0].device_kind}',
              'runs': runs}
+  if ott:
+    ratios = [r['ott_s'] / r['cdcjax_s'] for r in runs]
+    gaps = [r['cdcjax_nmi'] - r['ott_nmi'] for r in runs]
+    print(f'{data}: {points} x {dim}, K = {clusters}: ott-jax first call '
+          f"(compiling) {runs[0]['ott_first_call_s']:.2f} s; cdcjax "
+          f'{np.mean(ratios):.2f}x faster than ott-jax (min {min(ratios):.2f}), '
+          f'NMI cdcjax - ott-jax {np.mean(gaps):+.4f} (worst {min(gaps):+.4f})',
+          flush=True)
   if not sklearn_inits:
     return summary
   speedups = [r['speedup'] for r in runs]

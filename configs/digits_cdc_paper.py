@@ -16,7 +16,7 @@ CPU, jax 0.10.2, two runs at a time, 513-758 s each): ACC 0.8731 / 0.8592 /
 default configs/digits_cdc.py on the same machine and day: 0.6745 / 0.8520 /
 0.8765 (0.801 +- 0.089; seed 0 alone, seeds 1-2 two at a time). On USPS
 the literal reading loses (configs/usps_cdc_paper.py,
-0.6806 +- 0.0263 against 0.772 +- 0.052), so the defaults stay.
+0.6806 +- 0.0263 against 0.7251 +- 0.0246), so the defaults stay.
 """
 
 from cdcjax import recipes

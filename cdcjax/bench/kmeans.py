@@ -57,14 +57,19 @@ def _real_images(name: str):
   return images.reshape(len(images), -1), source.labels
 
 
-def _ott_kmeans(clusters: int):
-  """ott-jax's k-means, jitted, as a function of (points, seed) returning
-  host assignments; a clear error where ott-jax is not installed."""
+def _import_ott_k_means():
+  """ott-jax's k-means module; a clear error where ott-jax is not installed."""
   try:
     from ott.tools import k_means as ott_k_means  # pylint: disable=g-import-not-at-top
   except ImportError as error:
     raise SystemExit(f'--against=ott needs ott-jax ({error}); allowed: '
                      "'' or 'ott' with `pip install ott-jax`") from error
+  return ott_k_means
+
+
+def _ott_kmeans(ott_k_means, clusters: int):
+  """ott-jax's k-means, jitted, as a function of (points, seed) returning
+  host assignments."""
   import jax  # pylint: disable=g-import-not-at-top
 
   @jax.jit
@@ -75,22 +80,26 @@ def _ott_kmeans(clusters: int):
   return lambda x, seed: np.asarray(run(x, jax.random.key(seed)))
 
 
-def _time_ott(ott, x, y, clusters, seed, first: bool,
-              compiled_timing: bool) -> dict:
+def _timed(call, first: bool, compiled_timing: bool):
+  """(labels, seconds, first call's seconds or None): on the first seed the
+  call compiles, so a second, compiled call is timed unless compiled_timing
+  is off."""
   start = time.perf_counter()
-  labels = ott(x, seed)
+  labels = call()
   seconds = time.perf_counter() - start
-  result = {'ott_first_call_s': seconds} if first else {}
-  if first and compiled_timing:  # It compiled; time a compiled call.
+  first_s = seconds if first else None
+  if first and compiled_timing:
     start = time.perf_counter()
-    labels = ott(x, seed)
+    labels = call()
     seconds = time.perf_counter() - start
-  result.update({
-      'ott_s': seconds,
-      'ott_acc': metrics_lib.clustering_metrics(labels, y, clusters)['acc'],
-      'ott_nmi': metrics.normalized_mutual_info_score(y, labels),
-      'ott_inertia': _inertia(x, labels)})
-  return result
+  return labels, seconds, first_s
+
+
+def _scores(name: str, x, y, labels, clusters: int) -> dict:
+  return {f'{name}_acc': metrics_lib.clustering_metrics(labels, y,
+                                                        clusters)['acc'],
+          f'{name}_nmi': metrics.normalized_mutual_info_score(y, labels),
+          f'{name}_inertia': _inertia(x, labels)}
 
 
 def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
@@ -100,8 +109,8 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
   from cdcjax import evaluators  # pylint: disable=g-import-not-at-top
   if against not in ('', 'ott'):
     raise SystemExit(f"kmeans --against={against!r}; allowed: '' or 'ott'")
-  if against == 'ott':
-    _ott_kmeans(1)  # Fails on a missing ott-jax before any work.
+  # A missing ott-jax fails before any work.
+  ott_k_means = _import_ott_k_means() if against == 'ott' else None
   if data == 'blobs':
     x, y = datasets.make_blobs(points, dim, centers=clusters, cluster_std=std,
                                random_state=0)
@@ -109,31 +118,27 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
     x, y = _real_images(data)
     points, dim, clusters = x.shape[0], x.shape[1], int(y.max()) + 1
   x = x.astype(np.float32)
-  ott = _ott_kmeans(clusters) if against == 'ott' else None
+  ott = _ott_kmeans(ott_k_means, clusters) if ott_k_means else None
   runs = []
   for i, seed in enumerate(seeds):
-    start = time.perf_counter()
-    ours = evaluators.kmeans(x, clusters, seed)
-    ours_s = time.perf_counter() - start
+    ours, ours_s, first_call_s = _timed(
+        lambda: evaluators.kmeans(x, clusters, seed), i == 0, compiled_timing)  # pylint: disable=cell-var-from-loop
     if i == 0:
-      first_s = ours_s
-    if i == 0 and compiled_timing:  # It compiled; time a compiled call.
-      start = time.perf_counter()
-      ours = evaluators.kmeans(x, clusters, seed)
-      ours_s = time.perf_counter() - start
-    ott_run = (_time_ott(ott, x, y, clusters, seed, i == 0, compiled_timing)
-               if ott else {})
+      first_s = first_call_s
+    scores = {'seed': seed, 'cdcjax_s': ours_s,
+              **_scores('cdcjax', x, y, ours, clusters)}
     if ott:
-      print(f"seed {seed}: ott-jax {ott_run['ott_s']:.2f} s (ACC "
-            f"{ott_run['ott_acc']:.4f}, NMI {ott_run['ott_nmi']:.4f}, inertia "
-            f"{ott_run['ott_inertia']:.4g}) against cdcjax {ours_s:.2f} s: "
-            f"cdcjax {ott_run['ott_s'] / ours_s:.2f}x faster", flush=True)
+      ott_labels, ott_s, ott_first_s = _timed(
+          lambda: ott(x, seed), i == 0, compiled_timing)  # pylint: disable=cell-var-from-loop
+      scores.update(ott_s=ott_s, **_scores('ott', x, y, ott_labels, clusters))
+      if i == 0:
+        scores['ott_first_call_s'] = ott_first_s
+      print(f"seed {seed}: ott-jax {ott_s:.2f} s (ACC "
+            f"{scores['ott_acc']:.4f}, NMI {scores['ott_nmi']:.4f}, inertia "
+            f"{scores['ott_inertia']:.4g}) against cdcjax {ours_s:.2f} s: "
+            f"cdcjax {ott_s / ours_s:.2f}x faster", flush=True)
     if not sklearn_inits:  # No scikit-learn (the accelerator measurement).
-      runs.append({'seed': seed, 'cdcjax_s': ours_s,
-                   'cdcjax_acc': metrics_lib.clustering_metrics(
-                       ours, y, clusters)['acc'],
-                   'cdcjax_nmi': metrics.normalized_mutual_info_score(y, ours),
-                   'cdcjax_inertia': _inertia(x, ours), **ott_run})
+      runs.append(scores)
       print(f"seed {seed}: cdcjax {ours_s:.2f} s (ACC "
             f"{runs[-1]['cdcjax_acc']:.4f}, NMI {runs[-1]['cdcjax_nmi']:.4f}, "
             f"inertia {runs[-1]['cdcjax_inertia']:.4g}); scikit-learn not run",
@@ -143,18 +148,14 @@ def bench_kmeans(points: int, dim: int, clusters: int, std: float, seeds,
     theirs = sk_cluster.KMeans(clusters, n_init=sklearn_inits,
                                random_state=seed).fit(x)
     sklearn_s = time.perf_counter() - start
-    run = {'seed': seed, 'cdcjax_s': ours_s, 'sklearn_s': sklearn_s,
-           'cdcjax_acc': metrics_lib.clustering_metrics(ours, y,
-                                                        clusters)['acc'],
+    run = {**scores, 'sklearn_s': sklearn_s,
            'sklearn_acc': metrics_lib.clustering_metrics(
                theirs.labels_, y, clusters)['acc'],
            'speedup': sklearn_s / ours_s,
-           'cdcjax_nmi': metrics.normalized_mutual_info_score(y, ours),
            'sklearn_nmi': metrics.normalized_mutual_info_score(
                y, theirs.labels_),
-           'cdcjax_inertia': _inertia(x, ours),
            'sklearn_inertia': float(theirs.inertia_),
-           'sklearn_iterations': int(theirs.n_iter_), **ott_run}
+           'sklearn_iterations': int(theirs.n_iter_)}
     runs.append(run)
     print(f"seed {seed}: cdcjax {ours_s:.2f} s (ACC {run['cdcjax_acc']:.4f}, "
           f"NMI {run['cdcjax_nmi']:.4f}, inertia "

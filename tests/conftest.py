@@ -1,6 +1,8 @@
 """Test setup: 8 fake CPU devices, so multi-device code runs on any machine."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -8,8 +10,11 @@ os.environ.setdefault('JAX_NUM_CPU_DEVICES', '8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # Many tests (and the command-line subprocesses, which inherit this) compile
 # the same tiny train step: a per-session persistent cache compiles it once.
-os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
-                      tempfile.mkdtemp(prefix='cdcjax_test_jax_cache_'))
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _cache_dir = tempfile.mkdtemp(prefix='cdcjax_test_jax_cache_')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir
+  # Up to ~20 MB a session; without this every run left one behind in /tmp.
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 # Tests run tiny models, where XLA's CPU compile time dominates: skipping
 # LLVM's optimisation passes made test_init_fresh 3.6x faster on a 2-core CPU

@@ -128,6 +128,24 @@ def test_two_stage_configs_differ_from_cdc_only_by_the_measured_fields(
           for k, v in changed.items()} == measured
 
 
+@pytest.mark.parametrize('data', ['digits', 'usps', 'mnist'])
+def test_paper_reading_configs_differ_from_cdc_only_by_the_four_choices(
+    data):
+  """Issue 31: each *_cdc_paper.py is its dataset's CDC config with the
+  four literal readings, and nothing else (so the two rows compare them)."""
+  for arg in (None, 'tiny'):
+    default = _flat(_load(os.path.join(REPO_ROOT, 'configs',
+                                       f'{data}_cdc.py')).get_config(arg))
+    paper = _flat(_load(os.path.join(
+        REPO_ROOT, 'configs', f'{data}_cdc_paper.py')).get_config(arg))
+    assert default.keys() == paper.keys()
+    changed = {k: paper[k] for k in default if default[k] != paper[k]}
+    assert changed == {'loss.equipartition_warmup_fraction': 0.0,
+                       'loss.renormalize_concat': True,
+                       'loss.sinkhorn_target': 'same',
+                       'model.head_layout': 'shared'}
+
+
 @pytest.mark.parametrize('num_devices', [1, 8, 16, 64, 256])
 def test_every_config_validates_on_power_of_two_device_counts(num_devices):
   """Pod sizes: the full configs start on 1 to 256 devices (evaluation

@@ -21,6 +21,7 @@ every run does, checkpoints.restore_data).
 
 import io
 import json
+import shutil
 
 from absl import logging
 from etils import epath
@@ -101,9 +102,12 @@ def build_or_load(trainer, source, workdir) -> list[np.ndarray]:
   missing = [v for v in range(num_views)
              if not _view_path(directory, v).exists()]
   if missing:
+    needed = storage_bytes(len(mine), len(missing), _feature_dim(trainer),
+                           config.data.cached_dtype)
+    _check_free_space(directory, needed)
     logging.info('Feature cache: computing %d of %d views of %d images '
-                 '(this process) in %s', len(missing), num_views, len(mine),
-                 directory)
+                 '(this process, %.3g GB) in %s', len(missing), num_views,
+                 len(mine), needed / 1e9, directory)
     compute = _cache_pass(trainer, len(source))
     for view in missing:
       features = compute(source, mine, view)
@@ -121,6 +125,26 @@ def build_or_load(trainer, source, workdir) -> list[np.ndarray]:
                        f'rows, this process holds {len(mine)} images; use a '
                        'new --workdir')
   return views
+
+
+def _feature_dim(trainer) -> int:
+  """The backbone's output width, from shapes alone (nothing computed)."""
+  image = jax.ShapeDtypeStruct((1,) + tuple(trainer.image_shape), np.float32)
+  out = jax.eval_shape(make_feature_fn(trainer.model), trainer.state, image)
+  return out.shape[-1]
+
+
+def _check_free_space(directory: epath.Path, needed: int) -> None:
+  """Refuses a cache that cannot fit on a local disk before computing any of
+  it (object stores are not checked: they report no free space)."""
+  if '://' in str(directory):
+    return
+  free = shutil.disk_usage(str(directory)).free
+  if needed > free:
+    raise ValueError(
+        f'the feature cache needs {needed / 1e9:.3g} GB in {directory}, '
+        f'which has {free / 1e9:.3g} GB free; use fewer data.cached_views, '
+        "data.cached_dtype='float16', or a --workdir on a larger disk")
 
 
 def _cache_pass(trainer, num_examples: int):
@@ -194,5 +218,6 @@ def train_dataset(views: list[np.ndarray], *, batch_size: int, seed: int,
 
 def storage_bytes(num_images: int, num_views: int, feature_dim: int,
                   dtype: str) -> int:
-  """Bytes of a cache (the ImageNet figure in configs/imagenet_cdc.py)."""
+  """Bytes of a cache (checked against the free disk before a build; the
+  ImageNet figure in configs/imagenet_cdc.py)."""
   return num_images * num_views * feature_dim * np.dtype(dtype).itemsize

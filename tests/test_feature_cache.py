@@ -108,6 +108,26 @@ def test_interrupted_build_computes_only_the_missing_views(tmp_path):
     feature_cache.build_or_load(_trainer(other)[0], source, str(tmp_path))
 
 
+def test_a_cache_that_does_not_fit_the_disk_is_refused_before_any_work(
+    tmp_path, monkeypatch):
+  trainer, source = _trainer(_config(views=3))
+  real = feature_cache.build_or_load(trainer, source, str(tmp_path / 'real'))
+  needed = sum(v.nbytes for v in real)  # What three views take.
+  usage = shutil.disk_usage(str(tmp_path))
+  for free, fits in ((needed, True), (needed - 1, False)):
+    monkeypatch.setattr(feature_cache.shutil, 'disk_usage',
+                        lambda _, free=free: usage._replace(free=free))
+    workdir = tmp_path / f'free_{free}'
+    if fits:
+      feature_cache.build_or_load(trainer, source, str(workdir))
+      continue
+    with pytest.raises(ValueError, match=r'needs .* GB .* free; use fewer '
+                       r'data.cached_views'):
+      feature_cache.build_or_load(trainer, source, str(workdir))
+    directory = feature_cache.cache_dir(str(workdir), 0, 1)
+    assert not list(directory.glob('view_*'))
+
+
 @pytest.mark.parametrize('process_index', [0, 2])
 def test_stream_pairs_two_different_views_of_each_image_once_an_epoch(
     process_index):

@@ -63,8 +63,12 @@ def _write_npy(path: epath.Path, array: np.ndarray) -> None:
   partial.rename(path)
 
 
+def _on_object_store(path: epath.Path) -> bool:
+  return '://' in str(path)  # gs://, s3://: no memory map, no free space.
+
+
 def _read_npy(path: epath.Path) -> np.ndarray:
-  if '://' in str(path):
+  if _on_object_store(path):
     return np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
   return np.load(str(path), mmap_mode='r', allow_pickle=False)
 
@@ -137,7 +141,7 @@ def _feature_dim(trainer) -> int:
 def _check_free_space(directory: epath.Path, needed: int) -> None:
   """Refuses a cache that cannot fit on a local disk before computing any of
   it (object stores are not checked: they report no free space)."""
-  if '://' in str(directory):
+  if _on_object_store(directory):
     return
   free = shutil.disk_usage(str(directory)).free
   if needed > free:

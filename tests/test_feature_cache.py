@@ -114,18 +114,19 @@ def test_a_cache_that_does_not_fit_the_disk_is_refused_before_any_work(
   real = feature_cache.build_or_load(trainer, source, str(tmp_path / 'real'))
   needed = sum(v.nbytes for v in real)  # What three views take.
   usage = shutil.disk_usage(str(tmp_path))
-  for free, fits in ((needed, True), (needed - 1, False)):
+
+  def disk_with(free):
     monkeypatch.setattr(feature_cache.shutil, 'disk_usage',
-                        lambda _, free=free: usage._replace(free=free))
-    workdir = tmp_path / f'free_{free}'
-    if fits:
-      feature_cache.build_or_load(trainer, source, str(workdir))
-      continue
-    with pytest.raises(ValueError, match=r'needs .* GB .* free; use fewer '
-                       r'data.cached_views'):
-      feature_cache.build_or_load(trainer, source, str(workdir))
-    directory = feature_cache.cache_dir(str(workdir), 0, 1)
-    assert not list(directory.glob('view_*'))
+                        lambda _: usage._replace(free=free))
+
+  disk_with(needed)  # Exactly enough: built.
+  feature_cache.build_or_load(trainer, source, str(tmp_path / 'fits'))
+  disk_with(needed - 1)  # One byte short: refused, nothing written.
+  with pytest.raises(ValueError, match=r'needs .* GB .* free; use fewer '
+                     r'data.cached_views'):
+    feature_cache.build_or_load(trainer, source, str(tmp_path / 'short'))
+  directory = feature_cache.cache_dir(str(tmp_path / 'short'), 0, 1)
+  assert not list(directory.glob('view_*'))
 
 
 @pytest.mark.parametrize('process_index', [0, 2])

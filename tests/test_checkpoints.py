@@ -14,6 +14,7 @@ from cdcjax import config_validation
 from cdcjax import recipes
 from cdcjax import data
 from cdcjax import train
+from tests.saved_state import latest_saved_state
 
 
 @pytest.fixture(scope='module')
@@ -94,14 +95,6 @@ def test_checkpoint_without_stream_state_is_refused(source, tmp_path):
                                data.train_iterator(_dataset(source)))
 
 
-def _final_params(workdir):
-  manager = checkpoints.open_manager(workdir, max_to_keep=2)
-  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
-  manager.close()
-  return restored['params']
-
-
 # The default suite's bit-identical resume is tests/test_faults.py's (stopped
 # by SIGTERM between periodic saves); this one resumes a periodic checkpoint.
 @pytest.mark.slow
@@ -117,8 +110,9 @@ def test_interrupted_run_ends_like_an_uninterrupted_one(tmp_path):
   shutil.copytree(straight, interrupted)
   shutil.rmtree(os.path.join(interrupted, 'checkpoints', '6'))
   train.train_and_evaluate(config, interrupted)
-  jax.tree.map(np.testing.assert_array_equal, _final_params(straight),
-               _final_params(interrupted))
+  jax.tree.map(np.testing.assert_array_equal,
+               latest_saved_state(straight)[1]['params'],
+               latest_saved_state(interrupted)[1]['params'])
 
 
 def test_other_process_count_is_refused_but_state_alone_restores(source,

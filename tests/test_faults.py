@@ -18,6 +18,7 @@ from cdcjax import preemption
 from cdcjax import recipes
 from cdcjax import train
 from cdcjax.errors import CheckpointSaveFailure, TrainingFailure
+from tests.saved_state import latest_saved_state
 
 
 def _config(total_steps=12):
@@ -30,15 +31,6 @@ def _config(total_steps=12):
 def _run(config, workdir):
   return train.train_and_evaluate(config, str(workdir),
                                   mesh=train.make_mesh(jax.devices()[:1]))
-
-
-def _final(workdir):
-  manager = ocp.CheckpointManager(str(workdir / 'checkpoints'))
-  step = manager.latest_step()
-  state = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
-  manager.close()
-  return step, state
 
 
 def _signal_at(monkeypatch, step_to_signal, signum):
@@ -68,14 +60,14 @@ def test_stop_request_saves_that_step_and_resume_is_bit_identical(
       _run(config, stopped)
   name = signal.Signals(signum).name
   assert stop.value.reason == name and stop.value.step == 6
-  assert _final(stopped)[0] == 6  # Between the periodic saves (4, 8).
+  assert latest_saved_state(stopped)[0] == 6  # Between the periodic saves (4, 8).
   last = (stopped / 'metrics.jsonl').read_text().splitlines()[-1]
   assert f'"split": "stopped", "reason": "{name}"' in last
   # The handlers are the previous ones again once training has stopped.
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
   _run(config, stopped)
-  (step_a, a), (step_b, b) = _final(tmp_path / 'straight'), _final(stopped)
+  (step_a, a), (step_b, b) = latest_saved_state(tmp_path / 'straight'), latest_saved_state(stopped)
   assert step_a == step_b == 12
   jax.tree.map(np.testing.assert_array_equal, a['params'], b['params'])
   jax.tree.map(np.testing.assert_array_equal, a['opt_state'], b['opt_state'])

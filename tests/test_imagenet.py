@@ -6,7 +6,6 @@ import os
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from cdcjax import config_validation
@@ -16,6 +15,7 @@ from cdcjax import convert
 from cdcjax import data
 from cdcjax import torch_checkpoint
 from cdcjax import train
+from tests.saved_state import latest_saved_state
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKPOINT = os.path.join(REPO_ROOT, '..', 'shared', 'fixtures',
@@ -74,11 +74,7 @@ def test_tiny_imagenet_config_from_the_converted_fixture(tmp_path, name):
   assert full.optimizer.learning_rate == pytest.approx(
       recipe['learning_rate'] * recipe['batch_size'] / 256)
   workdir = _train_tiny_from(module.get_config('tiny'), converted, tmp_path)
-  manager = ocp.CheckpointManager(os.path.abspath(
-      os.path.join(workdir, 'checkpoints')))
-  final = manager.restore(manager.latest_step(), args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
-  manager.close()
+  _, final = latest_saved_state(workdir)
   for collection in ('params', 'batch_stats'):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(
         np.asarray(a), np.asarray(b, np.float32)),

@@ -12,6 +12,7 @@ from cdcjax import config_validation
 from cdcjax import stages
 from cdcjax import train
 from configs import digits_cdc_two_stage
+from tests.saved_state import latest_saved_state
 
 
 def _config(**overrides):
@@ -23,15 +24,6 @@ def _config(**overrides):
     else:
       config[key] = value
   return config
-
-
-def _params(workdir):
-  manager = ocp.CheckpointManager(str(workdir / 'checkpoints'))
-  step = manager.latest_step()
-  state = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore()))['state']
-  manager.close()
-  return step, state
 
 
 def _recorded_runs(monkeypatch):
@@ -57,8 +49,8 @@ def test_two_stages_in_one_workdir_then_resume_skips_stage_1(tmp_path,
   assert calls == [('simclr', stage_1_dir), ('cdc', str(tmp_path))]
   assert 0 <= result['acc'] <= 1
 
-  step_1, stage_1 = _params(tmp_path / stages.PRETRAIN_DIR)
-  step_2, stage_2 = _params(tmp_path)
+  step_1, stage_1 = latest_saved_state(tmp_path / stages.PRETRAIN_DIR)
+  step_2, stage_2 = latest_saved_state(tmp_path)
   assert step_1 == config.pretrain.total_steps
   assert step_2 == config.total_steps
   # Stage 2 trained on stage 1's backbone, frozen: weights and BatchNorm
@@ -76,8 +68,8 @@ def test_two_stages_in_one_workdir_then_resume_skips_stage_1(tmp_path,
   longer = _config(total_steps=config.total_steps + 4)
   stages.run(longer, str(tmp_path))
   assert calls == [('cdc', str(tmp_path))]
-  assert _params(tmp_path)[0] == config.total_steps + 4
-  assert _params(tmp_path / stages.PRETRAIN_DIR)[0] == step_1
+  assert latest_saved_state(tmp_path)[0] == config.total_steps + 4
+  assert latest_saved_state(tmp_path / stages.PRETRAIN_DIR)[0] == step_1
 
 
 def _save_step(workdir, step):

@@ -60,14 +60,16 @@ def test_stop_request_saves_that_step_and_resume_is_bit_identical(
       _run(config, stopped)
   name = signal.Signals(signum).name
   assert stop.value.reason == name and stop.value.step == 6
-  assert latest_saved_state(stopped)[0] == 6  # Between the periodic saves (4, 8).
+  # Between the periodic saves (4, 8).
+  assert latest_saved_state(stopped)[0] == 6
   last = (stopped / 'metrics.jsonl').read_text().splitlines()[-1]
   assert f'"split": "stopped", "reason": "{name}"' in last
   # The handlers are the previous ones again once training has stopped.
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
   _run(config, stopped)
-  (step_a, a), (step_b, b) = latest_saved_state(tmp_path / 'straight'), latest_saved_state(stopped)
+  step_a, a = latest_saved_state(tmp_path / 'straight')
+  step_b, b = latest_saved_state(stopped)
   assert step_a == step_b == 12
   jax.tree.map(np.testing.assert_array_equal, a['params'], b['params'])
   jax.tree.map(np.testing.assert_array_equal, a['opt_state'], b['opt_state'])

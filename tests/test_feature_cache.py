@@ -14,7 +14,7 @@ from cdcjax import data
 from cdcjax import feature_cache
 from cdcjax import train
 from cdcjax.config_validation import ConfigError
-from tests.test_checkpoints import _final_params  # Newest params of a workdir.
+from tests.saved_state import latest_saved_state
 
 
 def _config(views=3):
@@ -164,8 +164,9 @@ def test_cached_run_resumes_exactly_without_recomputing(tmp_path):
   written = os.stat(view).st_mtime_ns
   train.train_and_evaluate(config, interrupted, one_device)
   assert os.stat(view).st_mtime_ns == written
-  jax.tree.map(np.testing.assert_array_equal, _final_params(straight),
-               _final_params(interrupted))
+  jax.tree.map(np.testing.assert_array_equal,
+               latest_saved_state(straight)[1]['params'],
+               latest_saved_state(interrupted)[1]['params'])
 
 
 @pytest.mark.parametrize('change, message', [
